@@ -1,0 +1,1 @@
+"""Host-free core of ComfyUI-AdaptiveSkip: torch/numpy only, never imports ComfyUI."""

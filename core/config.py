@@ -1,0 +1,72 @@
+"""Frozen configuration of one AdaptiveSkip setting, validated once where it is built."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+# Decision rules. "official" is AdaptiveDiffusion's released rule (arXiv 2410.09873), "strict" the same
+# estimator with the C_max guard applied from the first decision, "paper" the vector form of the paper.
+# "error" skips when the held and the extrapolated predictions barely disagree, "stride" computes every
+# k-th step, "calls" spends a target number of model calls with regular gaps.
+CRITERIA = ("official", "strict", "paper", "error", "stride", "calls")
+# What a skipped step returns: the last prediction held, or epsilon extrapolated in log sigma.
+REUSE_MODES = ("hold", "linear", "quadratic")
+# The estimator needs x_1..x_4 (x_0, the initial noise, is not used), so step 4 is the first it can judge.
+ESTIMATOR_FIRST_STEP = 4
+
+
+@dataclass(frozen=True)
+class SkipConfig:
+    """Settings of the skip controller. Args are validated in __post_init__ with messages naming the input."""
+
+    threshold: float = 0.01
+    max_consecutive_skips: int = 4
+    warmup_steps: int = 4
+    criterion: str = "official"
+    reuse: str = "hold"
+    stride: int = 2
+    target_calls: int = 0
+    forced_path: tuple[bool, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.threshold, (int, float)) or math.isnan(self.threshold) or self.threshold < 0:
+            raise ValueError(f"threshold must be a number >= 0 (0 turns skipping off), got {self.threshold!r}")
+        if math.isinf(self.threshold):
+            raise ValueError("threshold must be finite; use a large value such as 1.0 to skip as much as allowed")
+        if int(self.max_consecutive_skips) != self.max_consecutive_skips or self.max_consecutive_skips < 1:
+            raise ValueError(f"max_consecutive_skips must be an integer >= 1, got {self.max_consecutive_skips!r}")
+        if int(self.warmup_steps) != self.warmup_steps or self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}; got {self.criterion!r}")
+        if self.reuse not in REUSE_MODES:
+            raise ValueError(f"reuse must be one of {', '.join(REUSE_MODES)}; got {self.reuse!r}")
+        if int(self.stride) != self.stride or self.stride < 1:
+            raise ValueError(f"stride must be an integer >= 1 (1 computes every step), got {self.stride!r}")
+        if int(self.target_calls) != self.target_calls or self.target_calls < 0:
+            raise ValueError(f"target_calls must be an integer >= 0 (0 means: use the criterion), got {self.target_calls!r}")
+        if self.forced_path is not None:
+            object.__setattr__(self, "forced_path", tuple(bool(v) for v in self.forced_path))
+
+    @property
+    def disabled(self) -> bool:
+        """True when this setting can never skip a call (threshold 0 under a threshold rule)."""
+        if self.forced_path is not None:
+            return all(self.forced_path)
+        if self.criterion in ("official", "strict", "paper", "error"):
+            return self.threshold == 0
+        if self.criterion == "stride":
+            return self.stride == 1
+        return False
+
+    def describe(self) -> str:
+        """Short human-readable summary used in log lines and captions."""
+        if self.forced_path is not None:
+            return f"replayed path, reuse={self.reuse}"
+        if self.criterion == "stride":
+            rule = f"stride={self.stride}"
+        elif self.criterion == "calls":
+            rule = f"target_calls={self.target_calls}"
+        else:
+            rule = f"{self.criterion} δ={self.threshold:g}"
+        return f"{rule}, C_max={self.max_consecutive_skips}, warmup={self.warmup_steps}, reuse={self.reuse}"

@@ -1,0 +1,64 @@
+"""How many model calls each step of a k-diffusion sampler makes, so a skipped step reuses for all of them.
+
+A call's σ cannot place it in a step: heun's corrector lands exactly on the next grid σ, the same σ as the next
+step's first call. The sampler function seen when sampling starts (ComfyUI's KSAMPLER.sampler_function) tells.
+Counts were measured on ComfyUI 0.3.64 by counting PREDICT_NOISE calls; a host test re-measures them, and at run
+time the sampler's own per-step callback checks the attribution, so a drift falls back to plain sampling.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+# Function names (as ComfyUI names them) that call the model exactly once per step.
+SINGLE_CALL = frozenset({
+    "sample_euler", "sample_euler_ancestral", "sample_euler_ancestral_RF", "sample_lms", "sample_dpmpp_2m",
+    "sample_dpmpp_2m_sde",
+    "sample_dpmpp_2m_sde_gpu", "sample_dpmpp_2m_sde_heun", "sample_dpmpp_2m_sde_heun_gpu", "sample_dpmpp_3m_sde",
+    "sample_dpmpp_3m_sde_gpu", "sample_ddpm", "sample_lcm", "sample_ipndm", "sample_ipndm_v", "sample_deis",
+    "sample_res_multistep", "sample_res_multistep_ancestral", "sample_gradient_estimation",
+    "sample_er_sde", "sample_sa_solver", "sample_unipc", "sample_unipc_bh2",
+})
+
+# Multi-call samplers: k calls per step, one on a final step that lands on σ = 0.
+MULTI_CALL = {
+    "sample_heun": 2, "sample_dpm_2": 2, "sample_dpm_2_ancestral": 2, "sample_dpm_2_ancestral_RF": 2,
+    "sample_dpmpp_2s_ancestral": 2, "sample_dpmpp_2s_ancestral_RF": 2,
+    "sample_dpmpp_sde": 2, "sample_dpmpp_sde_gpu": 2, "sample_seeds_2": 2, "sample_seeds_3": 3,
+}
+
+# Not supported, with the reason given in the log line: their calls do not follow the step grid.
+UNSUPPORTED = {
+    "dpm_fast_function": "DPM-Solver-fast picks its own orders and substeps",
+    "dpm_adaptive_function": "DPM-Solver-adaptive chooses its own step sizes",
+    "sample_sa_solver_pece": "its corrector call is evaluated after the step's callback",
+}
+# CFG++ samplers read the unconditional prediction through a post-CFG hook that runs inside the model call;
+# a skipped call cannot feed it, so they run unaccelerated.
+CFG_PP = ("sample_euler_cfg_pp", "sample_euler_ancestral_cfg_pp", "sample_dpmpp_2s_ancestral_cfg_pp",
+          "sample_dpmpp_2m_cfg_pp", "sample_res_multistep_cfg_pp", "sample_res_multistep_ancestral_cfg_pp",
+          "sample_gradient_estimation_cfg_pp")
+UNSUPPORTED.update({name: "CFG++ samplers read the unconditional prediction inside the model call, "
+                          "which a skipped call cannot provide" for name in CFG_PP})
+
+
+def calls_per_step(function_name: str) -> Callable[[int, Sequence[float]], int] | None:
+    """A function (step, sigmas) -> model calls in that step, or None when the sampler is not supported."""
+    if function_name in SINGLE_CALL:
+        return lambda step, sigmas: 1
+    if function_name in MULTI_CALL:
+        k = MULTI_CALL[function_name]
+        return lambda step, sigmas: 1 if sigmas[step + 1] == 0 else k
+    if function_name == "sample_heunpp2":
+        # heun++ looks two grid points ahead and compares with the schedule's last σ, not with 0
+        def heunpp2(step: int, sigmas: Sequence[float]) -> int:
+            end = sigmas[-1]
+            if sigmas[step + 1] == end:
+                return 1
+            return 2 if sigmas[step + 2] == end else 3
+        return heunpp2
+    return None
+
+
+def unsupported_reason(function_name: str) -> str:
+    """Why a sampler runs without skipping, for the one log line."""
+    return UNSUPPORTED.get(function_name, "it is not known to call the model a fixed number of times per step")

@@ -1,0 +1,49 @@
+"""Sigma-schedule validation and resampling (host-free)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def validate_sigmas(sigmas, sigma_min: float | None = None, sigma_max: float | None = None,
+                    name: str = "sigmas") -> torch.Tensor:
+    """Return `sigmas` as a 1-D float tensor, or raise ValueError naming the problem and the fix.
+
+    A valid schedule has at least two values, is finite, strictly decreasing, ends in 0 and (when the model's
+    range is given) starts no higher than sigma_max and has its last nonzero value no lower than sigma_min.
+    """
+    t = torch.as_tensor(sigmas, dtype=torch.float32).flatten().cpu()
+    if t.numel() < 2:
+        raise ValueError(f"{name} must hold at least 2 values (one step ending in 0), got {t.numel()}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains non-finite values (nan or inf): {t.tolist()}")
+    if float(t[-1]) != 0.0:
+        raise ValueError(f"{name} must end in 0 so sampling finishes denoised; got last value {float(t[-1]):g}. "
+                         "Append 0, or use a scheduler node that does")
+    diffs = t[1:] - t[:-1]
+    if not bool((diffs < 0).all()):
+        bad = int(torch.nonzero(diffs >= 0)[0])
+        raise ValueError(f"{name} must be strictly decreasing; value {bad + 1} ({float(t[bad + 1]):g}) is not below "
+                         f"value {bad} ({float(t[bad]):g}). Remove duplicates or reorder")
+    # a little slack: schedulers round σ through timesteps and float32
+    if sigma_max is not None and float(t[0]) > sigma_max * 1.001 + 1e-6:
+        raise ValueError(f"{name} starts at {float(t[0]):g}, above this model's sigma_max {sigma_max:g}; "
+                         "resample the schedule for this model (LoadTimestepSchedule does)")
+    if sigma_min is not None and t.numel() > 2 and float(t[-2]) < sigma_min * 0.999 - 1e-6:
+        raise ValueError(f"{name} has a last nonzero value {float(t[-2]):g} below this model's sigma_min "
+                         f"{sigma_min:g}; resample the schedule for this model")
+    return t
+
+
+def resample_log_sigmas(sigmas, sigma_min: float, sigma_max: float, src_min: float, src_max: float) -> torch.Tensor:
+    """Map a schedule made for the range [src_min, src_max] onto [sigma_min, sigma_max] affinely in log σ,
+    keeping the final 0. Used when a saved schedule comes from a model with another sigma range."""
+    t = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
+    body = t[:-1] if float(t[-1]) == 0 else t
+    lo, hi = math.log(src_min), math.log(src_max)
+    new_lo, new_hi = math.log(sigma_min), math.log(sigma_max)
+    frac = (torch.log(body) - lo) / (hi - lo) if hi > lo else torch.zeros_like(body)
+    mapped = torch.exp(new_lo + frac * (new_hi - new_lo))
+    out = torch.cat([mapped, torch.zeros(1, dtype=mapped.dtype)]) if float(t[-1]) == 0 else mapped
+    return out.to(torch.float32)

@@ -1,0 +1,202 @@
+"""Hook AdaptiveSkip into a cloned ModelPatcher through ComfyUI's keyed wrapper API.
+
+Life cycle (the same as comfy_extras/nodes_easycache.py): the node stores a frozen setup in the clone's
+transformer_options; the OUTER_SAMPLE wrapper creates a fresh RunState for each sampling run in a copy of the
+guider's model_options and drops it in `finally`; the PREDICT_NOISE wrapper (the whole CFG call) asks the run's
+controller to compute or reuse. Nothing is stored on the user's model, in globals, or on node instances.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+import comfy.model_patcher
+import comfy.patcher_extension
+
+from ..core.config import SkipConfig
+from ..core.controller import SkipController
+from ..core.paths import SkipPath
+from ..core.sampler_steps import calls_per_step, unsupported_reason
+
+logger = logging.getLogger(__name__)
+
+WRAPPER_KEY = "adaptive_skip"
+SETUP_KEY = "adaptive_skip"  # transformer_options entry holding the node's SkipSetup
+RUN_KEY = "adaptive_skip_run"  # transformer_options entry holding the current run's RunState
+
+
+class PathMailbox:
+    """Where finished runs publish their SKIP_PATH so a node downstream can read it. Shared by clones of one
+    patched model (ModelPatcher.clone deep-copies model_options), holding the last few records only."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self.keep = keep
+        self.paths: list[SkipPath] = []
+
+    def __deepcopy__(self, memo: dict) -> "PathMailbox":
+        return self
+
+    def publish(self, path: SkipPath) -> None:
+        self.paths.append(path)
+        del self.paths[:-self.keep]
+
+    @property
+    def last(self) -> SkipPath | None:
+        return self.paths[-1] if self.paths else None
+
+
+@dataclass(frozen=True)
+class SkipSetup:
+    """What the node attaches to the cloned model: the frozen config, labels for the record, and the mailbox."""
+
+    config: SkipConfig
+    mailbox: PathMailbox = field(default_factory=PathMailbox, compare=False)
+    scheduler: str = ""
+
+
+@dataclass
+class RunState:
+    """Per-run state: created by the OUTER_SAMPLE wrapper, dropped when the run ends."""
+
+    controller: SkipController | None
+    calls_in_step: Callable[[int, list[float]], int] | None
+    sigmas: list[float]
+    model_sampling: Any
+    step: int = -1
+    calls_left: int = 0
+    compute: bool = True
+    desynced: bool = False
+    model_calls: int = 0
+    sampler_calls: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.controller is not None and self.calls_in_step is not None and not self.desynced
+
+    def check_callback(self, i: int) -> None:
+        """The sampler reports step i after that step's first call; a mismatch means our step count drifted."""
+        if self.active and i != self.step:
+            self.desynced = True
+            msg = f"step attribution drifted (sampler reported step {i}, expected {self.step}); computing every remaining call"
+            self.notes.append(msg)
+            logger.warning("AdaptiveSkip: %s", msg)
+
+
+# Host signature (comfy/samplers.py, CFGGuider.outer_sample, 0.3.64 and 0.8.0):
+#   outer_sample(noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None, disable_pbar=False, seed=None)
+OUTER_SAMPLE_ARGS = ("noise", "latent_image", "sampler", "sigmas", "denoise_mask", "callback", "disable_pbar", "seed")
+
+
+def bind_outer_sample_args(args: tuple, kwargs: dict) -> dict[str, Any]:
+    """Name the OUTER_SAMPLE wrapper's arguments instead of picking them by position."""
+    bound = dict(zip(OUTER_SAMPLE_ARGS, args))
+    bound.update(kwargs)
+    return bound
+
+
+def attach(model, setup: SkipSetup):
+    """A clone of `model` that skips model calls as `setup` says; the input model is left untouched."""
+    patched = model.clone()
+    patched.model_options.setdefault("transformer_options", {})[SETUP_KEY] = setup
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, outer_sample_wrapper)
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, WRAPPER_KEY, predict_noise_wrapper)
+    return patched
+
+
+def _new_run(guider, setup: SkipSetup, sampler, sigmas: list[float]) -> RunState:
+    model_sampling = guider.model_patcher.get_model_object("model_sampling")
+    function_name = getattr(getattr(sampler, "sampler_function", None), "__name__", type(sampler).__name__)
+    steps = len(sigmas) - 1
+    config = setup.config
+    state = RunState(controller=None, calls_in_step=calls_per_step(function_name), sigmas=sigmas,
+                     model_sampling=model_sampling)
+    if state.calls_in_step is None:
+        state.notes.append(f"sampler {function_name} runs without skipping: {unsupported_reason(function_name)}")
+    elif config.disabled:
+        state.notes.append("threshold 0: skipping is off")
+    try:
+        controller = SkipController(config, sigmas)
+    except ValueError:
+        raise
+    if state.calls_in_step is not None and not config.disabled:
+        if config.forced_path is None and steps <= controller.first_judged_step:
+            state.notes.append(f"{steps} steps are too few: the {config.criterion} rule judges from step "
+                               f"{controller.first_judged_step} on, so every step was computed")
+    state.controller = controller
+    controller.path.sampler = function_name.removeprefix("sample_")
+    controller.path.scheduler = setup.scheduler
+    return state
+
+
+def outer_sample_wrapper(executor, *args, **kwargs):
+    """Fresh run state per sampling run; publish the SKIP_PATH and log one summary line when it ends."""
+    guider = executor.class_obj
+    setup: SkipSetup | None = guider.model_options.get("transformer_options", {}).get(SETUP_KEY)
+    if setup is None:
+        return executor(*args, **kwargs)
+    bound = bind_outer_sample_args(args, kwargs)
+    sigmas = [float(s) for s in bound["sigmas"].flatten().tolist()]  # copied: uni_pc rewrites the last σ in place
+    state = _new_run(guider, setup, bound["sampler"], sigmas)
+    user_callback = bound.get("callback")
+
+    def callback(i, denoised, x, total):
+        state.check_callback(i)
+        if user_callback is not None:
+            return user_callback(i, denoised, x, total)
+
+    bound["callback"] = callback
+    orig_model_options = guider.model_options
+    guider.model_options = comfy.model_patcher.create_model_options_clone(orig_model_options)
+    guider.model_options["transformer_options"][RUN_KEY] = state
+    start = time.perf_counter()
+    try:
+        return executor(**bound)
+    finally:
+        guider.model_options = orig_model_options
+        path = state.controller.path
+        path.model_calls, path.sampler_calls = state.model_calls, state.sampler_calls
+        path.wall_time = time.perf_counter() - start
+        path.note = "; ".join(state.notes)
+        setup.mailbox.publish(path)
+        logger.info(path.summary())
+
+
+def predict_noise_wrapper(executor, *args, **kwargs):
+    """Compute the CFG-combined denoised output, or rebuild it from the cache on a skipped step."""
+    # Host signature (CFGGuider.outer_predict_noise): (x, timestep, model_options={}, seed=None)
+    x: torch.Tensor = args[0] if args else kwargs["x"]
+    sigma: torch.Tensor = args[1] if len(args) > 1 else kwargs["timestep"]
+    model_options = args[2] if len(args) > 2 else kwargs.get("model_options", {})
+    state: RunState | None = model_options.get("transformer_options", {}).get(RUN_KEY)
+    if state is None:
+        return executor(*args, **kwargs)
+    state.sampler_calls += 1
+    if not state.active:
+        state.model_calls += 1
+        return executor(*args, **kwargs)
+    sigma_flat = sigma.flatten()
+    sigma_value = float(sigma_flat[0])
+    if state.calls_left > 0:
+        state.calls_left -= 1
+    else:
+        state.step += 1
+        if state.step >= len(state.sigmas) - 1:
+            state.desynced = True  # more steps than the schedule has: stop skipping rather than guess
+            state.notes.append("the sampler made more steps than its sigmas hold; computing every remaining call")
+            state.model_calls += 1
+            return executor(*args, **kwargs)
+        state.calls_left = state.calls_in_step(state.step, state.sigmas) - 1
+        x_measure = state.model_sampling.calculate_input(sigma, x)
+        state.compute = state.controller.decide(state.step, x_measure, sigma_value)
+    # Skipping needs one σ for the whole batch; mixed σ (rare custom samplers) always computes.
+    if state.compute or not bool((sigma_flat == sigma_flat[0]).all()):
+        out = executor(*args, **kwargs)
+        state.model_calls += 1
+        state.controller.store(x, out, sigma_value)
+        return out
+    return state.controller.predict(x, sigma_value)

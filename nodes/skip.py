@@ -1,0 +1,210 @@
+"""AdaptiveSkipModel, AdaptiveSkipKSampler and AdaptiveSkipLastPath: the skip nodes (classic node API)."""
+from __future__ import annotations
+
+import torch
+
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+
+from ..core.config import CRITERIA, REUSE_MODES, SkipConfig
+from ..core.paths import SkipPath
+from ..core.sigmas import validate_sigmas
+from .patch import SETUP_KEY, SkipSetup, attach
+
+CATEGORY = "sampling/adaptive_skip"
+SKIP_PATH = "SKIP_PATH"
+
+SKIP_INPUTS = {
+    "threshold": ("FLOAT", {
+        "default": 0.01, "min": 0.0, "max": 10.0, "step": 0.001, "round": False,
+        "tooltip": "δ: skip a model call when the trajectory's third-order change is at most δ times its step size "
+                   "(official/strict/paper), or when held and extrapolated predictions differ by at most δ (error). "
+                   "Larger skips more. 0 turns skipping off. Paper default 0.01; try 0.005-0.05.",
+    }),
+    "max_consecutive_skips": ("INT", {
+        "default": 4, "min": 1, "max": 1000,
+        "tooltip": "C_max: after this many reused steps in a row the next step always calls the model. "
+                   "The official rule only enforces it from step 9 on (as the released code does); 'strict' always.",
+    }),
+    "warmup_steps": ("INT", {
+        "default": 4, "min": 0, "max": 10000,
+        "tooltip": "The first steps always call the model (the official rule needs at least 4 to judge).",
+    }),
+    "criterion": (list(CRITERIA), {
+        "default": "official",
+        "tooltip": "official: AdaptiveDiffusion's released rule. strict: same, C_max always enforced. paper: the "
+                   "paper's vector form (needs a larger δ). error: skip when held and extrapolated predictions "
+                   "agree within δ. stride: call every `stride`-th step. calls: spend `target_calls` calls evenly.",
+    }),
+}
+
+OPTIONAL_SKIP_INPUTS = {
+    "reuse": (list(REUSE_MODES), {
+        "default": "hold",
+        "tooltip": "What a skipped step uses. hold: the last prediction (the paper). linear / quadratic: the noise "
+                   "prediction extrapolated in log σ from the last 2 / 3 computed calls (much closer to the full run "
+                   "for multistep samplers such as dpmpp_2m).",
+    }),
+    "stride": ("INT", {
+        "default": 2, "min": 1, "max": 100,
+        "tooltip": "For criterion 'stride': call the model every stride-th step after warm-up. 1 turns skipping off.",
+    }),
+    "target_calls": ("INT", {
+        "default": 0, "min": 0, "max": 10000,
+        "tooltip": "For criterion 'calls': the number of model-call steps to spend, spread with regular gaps "
+                   "(warm-up included). 0 computes every step.",
+    }),
+    "forced_path": (SKIP_PATH, {
+        "tooltip": "Replay a recorded SKIP_PATH (e.g. from SkipPathOracle) instead of deciding; the run must have "
+                   "the same number of steps.",
+    }),
+}
+
+
+def build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2,
+                 target_calls=0, forced_path: SkipPath | None = None) -> SkipConfig:
+    """SkipConfig from node inputs; ValueError names the input and the allowed values."""
+    path = None
+    if forced_path is not None:
+        if not isinstance(forced_path, SkipPath):
+            raise ValueError("forced_path must be a SKIP_PATH from an AdaptiveSkip node")
+        path = tuple(forced_path.computed)
+    return SkipConfig(threshold=threshold, max_consecutive_skips=max_consecutive_skips, warmup_steps=warmup_steps,
+                      criterion=criterion, reuse=reuse, stride=stride, target_calls=target_calls, forced_path=path)
+
+
+class AdaptiveSkipModel:
+    """MODEL -> MODEL: a patched clone that skips noise-prediction calls under any sampler node."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL", {"tooltip": "The model to patch; it is cloned, never modified."}),
+                             **SKIP_INPUTS},
+                "optional": OPTIONAL_SKIP_INPUTS}
+
+    RETURN_TYPES = ("MODEL",)
+    OUTPUT_TOOLTIPS = ("A clone of the model that reuses or extrapolates predictions on skipped steps. Use it with "
+                       "KSampler, KSamplerAdvanced, SamplerCustom or SamplerCustomAdvanced.",)
+    FUNCTION = "patch"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("AdaptiveDiffusion (NeurIPS 2024): skip the model call on steps where the latent trajectory is "
+                   "smooth, reusing the last prediction. Logs 'AdaptiveSkip: N of M model calls' after each run.")
+
+    def patch(self, model, threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2,
+              target_calls=0, forced_path=None):
+        config = build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse, stride,
+                              target_calls, forced_path)
+        return (attach(model, SkipSetup(config=config)),)
+
+
+class AdaptiveSkipKSampler:
+    """KSampler with AdaptiveSkip built in; also returns the run's SKIP_PATH."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The model used for denoising; cloned, never modified."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
+                                 "tooltip": "Seed of the initial noise."}),
+                "steps": ("INT", {"default": 50, "min": 1, "max": 10000,
+                                  "tooltip": "Sampler steps. Skipping saves model calls, not steps."}),
+                "cfg": ("FLOAT", {"default": 5.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                                  "tooltip": "Classifier-free guidance scale; 1 runs without the negative pass."}),
+                "sampler_name": (comfy.samplers.KSampler.SAMPLERS, {"tooltip": "Any ComfyUI sampler."}),
+                "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"tooltip": "Sigma schedule."}),
+                "positive": ("CONDITIONING", {"tooltip": "Conditioning to include."}),
+                "negative": ("CONDITIONING", {"tooltip": "Conditioning to exclude."}),
+                "latent_image": ("LATENT", {"tooltip": "The latent to denoise."}),
+                "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                                      "tooltip": "Fraction of the schedule to run (img2img below 1)."}),
+                **SKIP_INPUTS,
+            },
+            "optional": {
+                **OPTIONAL_SKIP_INPUTS,
+                "sigmas": ("SIGMAS", {"tooltip": "A custom schedule (e.g. from EvoTimestepSchedule); replaces steps, "
+                                                 "scheduler and denoise when connected."}),
+            },
+        }
+
+    RETURN_TYPES = ("LATENT", SKIP_PATH)
+    RETURN_NAMES = ("LATENT", "skip_path")
+    OUTPUT_TOOLTIPS = ("The denoised latent.", "Which steps called the model, with estimator values and call counts.")
+    FUNCTION = "sample"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "KSampler that skips model calls where the trajectory is smooth (AdaptiveDiffusion, NeurIPS 2024)."
+
+    def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
+               threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2, target_calls=0,
+               forced_path=None, sigmas=None):
+        import latent_preview  # ComfyUI's top-level module; imported here so the pack loads without it
+
+        config = build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse, stride,
+                              target_calls, forced_path)
+        if sigmas is not None:
+            model_sampling = model.get_model_object("model_sampling")
+            sigmas = validate_sigmas(sigmas, float(model_sampling.sigma_min), float(model_sampling.sigma_max))
+            scheduler = "custom sigmas"
+        setup = SkipSetup(config=config, scheduler=scheduler)
+        patched = attach(model, setup)
+        latent = latent_image["samples"]
+        latent = comfy.sample.fix_empty_latent_channels(patched, latent)
+        noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
+        noise_mask = latent_image.get("noise_mask")
+        n_steps = steps if sigmas is None else len(sigmas) - 1
+        callback = latent_preview.prepare_callback(patched, n_steps)
+        disable_pbar = not comfy.utils.PROGRESS_BAR_ENABLED
+        if sigmas is None:
+            samples = comfy.sample.sample(patched, noise, steps, cfg, sampler_name, scheduler, positive, negative,
+                                          latent, denoise=denoise, noise_mask=noise_mask, callback=callback,
+                                          disable_pbar=disable_pbar, seed=seed)
+        else:
+            sampler = comfy.samplers.sampler_object(sampler_name)
+            samples = comfy.sample.sample_custom(patched, noise, cfg, sampler, sigmas, positive, negative, latent,
+                                                 noise_mask=noise_mask, callback=callback,
+                                                 disable_pbar=disable_pbar, seed=seed)
+        out = latent_image.copy()
+        out["samples"] = samples
+        path = setup.mailbox.last
+        if path is None:  # the sampler returned without sampling (e.g. an empty schedule)
+            path = SkipPath(sigmas=[], note="no sampling run happened")
+        return {"ui": {"adaptive_skip_path": [path.to_dict()]}, "result": (out, path)}
+
+
+class AdaptiveSkipLastPath:
+    """The SKIP_PATH of the latest run of a model patched by AdaptiveSkipModel."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The MODEL output of AdaptiveSkipModel."}),
+            "latent": ("LATENT", {"tooltip": "The sampler's output, so this node runs after the sampler."}),
+        }}
+
+    RETURN_TYPES = (SKIP_PATH, "STRING")
+    RETURN_NAMES = ("skip_path", "summary")
+    OUTPUT_TOOLTIPS = ("The latest run's SKIP_PATH.", "Its one-line summary.")
+    FUNCTION = "read"
+    CATEGORY = CATEGORY
+
+    def read(self, model, latent):
+        setup = model.model_options.get("transformer_options", {}).get(SETUP_KEY)
+        if not isinstance(setup, SkipSetup):
+            raise ValueError("model is not patched by AdaptiveSkip: connect the MODEL output of AdaptiveSkipModel")
+        path = setup.mailbox.last
+        if path is None:
+            raise ValueError("this patched model has not sampled yet: connect the sampler's LATENT output to 'latent'")
+        return {"ui": {"adaptive_skip_path": [path.to_dict()]}, "result": (path, path.summary())}
+
+
+NODE_CLASS_MAPPINGS = {
+    "AdaptiveSkipModel": AdaptiveSkipModel,
+    "AdaptiveSkipKSampler": AdaptiveSkipKSampler,
+    "AdaptiveSkipLastPath": AdaptiveSkipLastPath,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "AdaptiveSkipModel": "AdaptiveSkip Model Patch",
+    "AdaptiveSkipKSampler": "AdaptiveSkip KSampler",
+    "AdaptiveSkipLastPath": "AdaptiveSkip Last Skip Path",
+}
