@@ -1,0 +1,49 @@
+"""Host tests run inside a real ComfyUI found by the pack's host rules; without one they are skipped loudly."""
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+PACK_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_comfy_env():
+    spec = importlib.util.spec_from_file_location("adaptive_skip_comfy_env", PACK_ROOT / "scripts" / "comfy_env.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+comfy_env = _load_comfy_env()
+COMFY_ROOT = comfy_env.find_comfyui()
+SKIP_REASON = ("HOST TESTS SKIPPED: " + comfy_env.HOW_TO_POINT) if COMFY_ROOT is None else ""
+
+
+def pytest_collection_modifyitems(config, items):
+    if COMFY_ROOT is not None:
+        return
+    marker = pytest.mark.skip(reason=SKIP_REASON)
+    for item in items:
+        if Path(str(item.fspath)).resolve().is_relative_to(Path(__file__).parent):
+            item.add_marker(marker)
+
+
+def pytest_report_header(config):
+    return SKIP_REASON or f"ComfyUI host: {COMFY_ROOT}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if SKIP_REASON:
+        terminalreporter.write_sep("!", SKIP_REASON, red=True, bold=True)
+        warnings.warn(SKIP_REASON)
+
+
+@pytest.fixture(scope="session")
+def host():
+    """(root, nodes, pack, mappings): ComfyUI booted on the CPU with this pack loaded from custom_nodes."""
+    root, nodes, pack = comfy_env.boot_comfyui()
+    return SimpleNamespace(root=root, nodes=nodes, pack=pack, mappings=pack.NODE_CLASS_MAPPINGS)
