@@ -47,3 +47,46 @@ def resample_log_sigmas(sigmas, sigma_min: float, sigma_max: float, src_min: flo
     mapped = torch.exp(new_lo + frac * (new_hi - new_lo))
     out = torch.cat([mapped, torch.zeros(1, dtype=mapped.dtype)]) if float(t[-1]) == 0 else mapped
     return out.to(torch.float32)
+
+
+def resample_log_steps(sigmas, steps: int) -> torch.Tensor:
+    """Change a schedule's step count by interpolating its nonzero values linearly in log σ (as Align Your Steps
+    does, Sabour et al. 2024), keeping its first and last nonzero σ and the final 0. Returns steps + 1 values."""
+    t = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    body = t[:-1] if float(t[-1]) == 0 else t
+    if body.numel() == steps:
+        out = body
+    elif steps == 1:
+        out = body[:1]
+    elif body.numel() < 2:
+        raise ValueError(f"a schedule with {body.numel()} nonzero sigma cannot be stretched to {steps} steps")
+    else:
+        src = torch.linspace(0.0, 1.0, body.numel(), dtype=torch.float64)
+        dst = torch.linspace(0.0, 1.0, steps, dtype=torch.float64)
+        logs = torch.log(body)
+        idx = torch.clamp(torch.searchsorted(src, dst, right=True) - 1, 0, body.numel() - 2)
+        w = (dst - src[idx]) / (src[idx + 1] - src[idx])
+        out = torch.exp(logs[idx] * (1 - w) + logs[idx + 1] * w)
+    return torch.cat([out, torch.zeros(1, dtype=out.dtype)]).to(torch.float32)
+
+
+def parse_sigma_text(text: str, name: str = "text") -> list[float]:
+    """Numbers from a pasted schedule: separated by commas, spaces, semicolons or new lines; brackets and a
+    'tensor(...)' wrapper (as printed by torch) are ignored. ValueError names the input and the bad token."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name} is empty: paste a schedule such as '14.61, 3.2, 0.9, 0.2, 0'")
+    cleaned = text.strip()
+    if cleaned.startswith("tensor(") and cleaned.endswith(")"):
+        cleaned = cleaned[len("tensor("):-1]
+    for ch in "[]()":
+        cleaned = cleaned.replace(ch, " ")
+    values = []
+    for token in cleaned.replace(",", " ").replace(";", " ").split():
+        try:
+            values.append(float(token))
+        except ValueError:
+            raise ValueError(f"{name} holds {token!r}, which is not a number; give sigmas separated by commas or "
+                             "spaces, e.g. '14.61, 3.2, 0.9, 0.2, 0'") from None
+    return values
