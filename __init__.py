@@ -1,21 +1,17 @@
 """ComfyUI-AdaptiveSkip: skip noise-prediction calls where the trajectory is smooth, and search sampling schedules.
 
-Registration only. The pack refuses to register (one log line, no crash) on a ComfyUI without the wrapper API
-it hooks into.
+Registration only. On a ComfyUI without the wrapper API it hooks into, the pack registers nothing and says so in
+one log line instead of breaking ComfyUI's start-up.
 """
 import logging
 
-from .nodes.host import host_problem
+from .nodes import HOST_PROBLEM, NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
-NODE_CLASS_MAPPINGS = {}
-NODE_DISPLAY_NAME_MAPPINGS = {}
 WEB_DIRECTORY = "./js"
 
-_problem = host_problem()
-if _problem:
-    logging.getLogger(__name__).error("AdaptiveSkip: not loaded: %s", _problem)
+if HOST_PROBLEM:
+    logging.getLogger(__name__).error("AdaptiveSkip: not loaded: %s", HOST_PROBLEM)
 else:
-    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: F811
     from .nodes.registration import on_load
 
     on_load()

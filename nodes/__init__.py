@@ -1,8 +1,16 @@
-"""ComfyUI adapter: node classes and wrappers. Every node family's mappings are merged here."""
-from . import schedule, skip, visualize
+"""ComfyUI adapter: node classes and wrappers. Every node family's mappings are merged here.
 
+Importing this package never fails for want of ComfyUI: without the host API the mappings stay empty and
+HOST_PROBLEM says why (the pack's __init__ logs it once).
+"""
+from .host import host_problem
+
+HOST_PROBLEM = host_problem()
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
-for _module in (skip, schedule, visualize):
-    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
-    NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
+if HOST_PROBLEM is None:
+    from . import schedule, skip, visualize
+
+    for _module in (skip, schedule, visualize):
+        NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
+        NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
