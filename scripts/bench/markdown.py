@@ -1,0 +1,68 @@
+"""The benchmark's markdown report (results/benchmark.md; BENCHMARKS.md is written from it)."""
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from . import plan as P
+from . import report as R
+
+
+def _overhead_bundled(rows: list[dict[str, Any]]) -> str:
+    lines = ["| section | AdaptiveSkip runs | median controller µs per sampler call | median model call ms | "
+             "median fraction | max controller bytes |", "|---|---|---|---|---|---|"]
+    for section in dict.fromkeys(r["section"] for r in rows):
+        ad = [r for r in rows if r["section"] == section and r["method"] == P.ADAPTIVE
+              and r["bookkeeping_us_per_call"] != "" and r["model_call_ms"] != ""]
+        plain = [r for r in rows if r["section"] == section and r["method"] in (P.FULL, P.FEWER)
+                 and r["bookkeeping_us_per_call"] != ""]
+        if not ad:
+            continue
+        base = statistics.median(r["bookkeeping_us_per_call"] for r in plain) if plain else 0.0
+        us = statistics.median(r["bookkeeping_us_per_call"] - base for r in ad)
+        ms = statistics.median(r["model_call_ms"] for r in ad)
+        lines.append(f"| {section} | {len(ad)} | {us:.0f} | {ms:.1f} | {us / (1000 * ms):.4f} | "
+                     f"{max(r['controller_bytes'] or 0 for r in ad)} |")
+    return "\n".join(lines)
+
+
+def markdown_report(mode: P.Mode, plans: list[P.SectionPlan], rows: list[dict[str, Any]], reference_lines: list[str],
+                    notes: list[str], machine: dict[str, str], command: str, overhead: dict[str, Any] | None,
+                    schedule_md: str, plot_names: list[str]) -> str:
+    out = [f"# AdaptiveSkip benchmark ({mode.name} mode)", "",
+           f"Command: `{command}`  ", f"Machine: {machine['cpu']}; torch {machine['torch']} "
+           f"({machine['torch_threads']} threads), Python {machine['python']}, ComfyUI {machine['comfyui']}, "
+           f"{machine['os']}  ",
+           f"Load average at start / end: {machine['load_average_start']} / {machine.get('load_average_end', '?')} "
+           f"(the machine is shared; runs are interleaved so noise hits all methods alike)  ",
+           f"Benchmark wall time: {machine.get('benchmark_wall_s', '?')} s", "",
+           f"Setting: model `{mode.model}`, {mode.seeds} seeds as one batch (seed i draws digit i mod 10, negative = "
+           f"null class), cfg {mode.cfg}, {mode.steps} steps, call budgets {mode.budgets[0]}–{mode.budgets[-1]}. "
+           "A model call is one CFG evaluation of the whole batch, counted at the UNet (so EasyCache's skipped "
+           "forwards are not counted). Fidelity: per-seed PSNR (dB) / SSIM of the final latent (range = the "
+           "reference sample's peak-to-peak) averaged over seeds; image metrics on the decoded 8×8 digits; "
+           "FD = Fréchet distance of digits-classifier features against the high-accuracy reference's images.", "",
+           "## References", ""] + reference_lines + [""]
+    out += ["## Side by side at each call budget", "",
+            "Cells: latent PSNR/SSIM of the best run of that family spending at most that many calls (`@n` = it "
+            "spent n calls). Threshold rules (official, strict, paper, error, EasyCache, LazyCache) only reach the "
+            "budgets their sweep happens to land on; `calls` spends exactly the budget with regular gaps.", ""]
+    for sp in plans:
+        srows = [r for r in rows if r["section"] == sp.section.name]
+        out += [f"### {sp.section.name} ({sp.section.scheduler}, {mode.steps} steps)", ""]
+        for ref, title in (("high", "against the high-accuracy reference"), ("full", "against the full-step run")):
+            table, cells = R.budget_table(srows, mode.budgets, ref)
+            out += [f"**{title}**", "", table, ""] + R.verdicts(cells, mode.budgets, ref) + [""]
+    out += ["## Controller overhead", "", "Bundled model (per sampler call, outside the model call, bench wrapper "
+            "dispatch of plain runs subtracted):", "", _overhead_bundled(rows), ""]
+    if overhead is not None:
+        from .overhead import overhead_markdown
+        out += ["SD1.5-shaped UNet:", "", overhead_markdown(overhead), ""]
+    if schedule_md:
+        out += ["## Searched schedules vs built-in schedulers", "", schedule_md, ""]
+    out += ["## Pareto plots", ""] + [f"![{name}]({name})" for name in plot_names] + [""]
+    out += ["## All runs", "", "<details><summary>every run, every section</summary>", "",
+            R.markdown_all_runs(rows), "", "</details>", ""]
+    if notes:
+        out += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(out)

@@ -1,0 +1,223 @@
+"""Benchmark AdaptiveSkip against every peer on the bundled digits model, in one process, runs interleaved.
+
+    python scripts/benchmark.py --quick          # CI-sized (minutes)
+    python scripts/benchmark.py --full           # the numbers in BENCHMARKS.md
+    python scripts/benchmark.py --smoke          # tiny random model, seconds (used by the tests)
+
+For each sampler under test (euler, ddim, dpmpp_2m, dpmpp_2m_sde at 50 steps) it runs, through ComfyUI's real
+samplers (comfy.sample.sample): the full-step run and a high-accuracy reference; fewer steps of the same sampler
+and of ComfyUI's higher-order samplers at each call budget; AdaptiveSkip (pack patch, nodes.patch.attach) over
+its rules, reuse modes and targets; ComfyUI's EasyCache and LazyCache nodes; the skip-path oracle and searched
+schedules when those modules exist. Then it scores every run against both references and writes
+results/benchmark.csv, results/benchmark.md and Pareto plots, plus the controller's overhead on an SD1.5-shaped
+UNet. All runs of a pass are shuffled together so machine noise hits every method alike.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent
+if str(SCRIPTS) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS))
+
+import comfy_env  # noqa: E402
+from bench import plan as P  # noqa: E402
+
+log = logging.getLogger("adaptive_skip.benchmark")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="mode", action="store_const", const="quick", help="CI-sized run (default)")
+    size.add_argument("--full", dest="mode", action="store_const", const="full", help="the full benchmark")
+    size.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
+                      help="smallest configuration on a tiny random-weight model (seconds; for tests)")
+    ap.add_argument("--out", type=Path, default=comfy_env.PACK_ROOT / "results", help="output folder")
+    ap.add_argument("--seeds", type=int, help="seeds (batch size) instead of the mode's")
+    ap.add_argument("--sections", help="comma-separated samplers under test, e.g. euler,dpmpp_2m")
+    ap.add_argument("--repeats", type=int, help="timing passes (wall time = median over passes)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (default 1: on a shared machine more threads mostly wait on each other)")
+    ap.add_argument("--no-sd15", action="store_true", help="skip the SD1.5-shaped overhead measurement")
+    ap.add_argument("--no-oracle", action="store_true", help="skip the oracle section even if core/oracle.py exists")
+    ap.add_argument("--no-schedules", action="store_true", help="skip the searched-schedule section")
+    ap.set_defaults(mode="quick")
+    return ap.parse_args(argv)
+
+
+def machine_description() -> dict[str, str]:
+    import torch
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 ** 2:.0f} GB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        comfy_version = importlib.import_module("comfyui_version").__version__
+    except Exception:  # noqa: BLE001 - only a label
+        comfy_version = "unknown"
+    return {"cpu": f"{cpu}, {os.cpu_count()} logical cores, {mem}", "torch_threads": str(torch.get_num_threads()),
+            "python": platform.python_version(), "torch": torch.__version__, "comfyui": comfy_version,
+            "os": platform.platform(), "load_average_start": " ".join(f"{v:.2f}" for v in os.getloadavg())}
+
+
+def run_all(harness, specs: list[P.RunSpec], repeats: int, rng: random.Random) -> dict:
+    """Run every spec `repeats` times; each pass in a new random order. Samples come from the first pass."""
+    results: dict[str, object] = {}
+    total, done, start = len(specs) * repeats, 0, time.perf_counter()
+    for rep in range(repeats):
+        order = specs[:]
+        rng.shuffle(order)
+        for spec in order:
+            res = harness.run(spec)
+            done += 1
+            if spec.key in results:
+                first = results[spec.key]
+                first.walls.append(res.wall)
+                first.wall = statistics.median(first.walls)
+            else:
+                results[spec.key] = res
+            if done % 10 == 0 or done == total:
+                elapsed = time.perf_counter() - start
+                log.warning("benchmark: %d/%d runs, %.0f s elapsed, ~%.0f s left", done, total, elapsed,
+                            elapsed / done * (total - done))
+    return results
+
+
+def optional_module(pack, name: str):
+    """The pack's core module `name`, or None when it does not exist (yet)."""
+    if not (comfy_env.PACK_ROOT / "core" / f"{name}.py").is_file():
+        return None
+    return importlib.import_module(f"{pack.__name__}.core.{name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = "python scripts/benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    mode = P.MODES[args.mode]
+    sections = None
+    if args.sections:
+        names = [s.strip() for s in args.sections.split(",") if s.strip()]
+        unknown = [n for n in names if n not in P.SECTIONS]
+        if unknown:
+            raise SystemExit(f"--sections: unknown {unknown}; choose from {', '.join(P.SECTIONS)}")
+        sections = tuple(P.SECTIONS[n] for n in names)
+    mode = P.with_overrides(mode, seeds=args.seeds, sections=sections, repeats=args.repeats)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    wall_start = time.perf_counter()
+
+    root, _nodes, pack = comfy_env.boot_comfyui()
+    logging.getLogger().setLevel(logging.WARNING)  # one INFO line per sampling run would drown the progress
+    import torch
+    torch.set_num_threads(max(1, args.threads))
+    from bench import harness as H, markdown as MD, models as M, optional as OPT, plot as PL, report as R
+
+    machine = machine_description()
+    log.warning("benchmark %s on %s (ComfyUI %s at %s)", mode.name, machine["cpu"], machine["comfyui"], root)
+    model, emb, decode = M.load_digits_model(mode.model)
+    positive, negative, latent, noise, _labels = M.digits_inputs(emb, mode.seeds, mode.latent_side)
+    harness = H.Harness(pack, model, positive, negative, latent, noise, mode.cfg, seed=0, decode=decode)
+
+    plans = P.build_plan(mode)
+    for sp in plans:
+        sp.high = H.high_accuracy_spec(harness, sp.section, mode)
+    specs: dict[str, P.RunSpec] = {}
+    for sp in plans:
+        for spec in [sp.full, sp.high] + sp.runs:
+            specs.setdefault(spec.key, spec)
+    checks = []
+    if mode.check_steps:
+        ode = next((sp for sp in plans if sp.section.kind == "ode" and sp.section.scheduler == "karras"), None)
+        if ode is not None:
+            check = H.high_accuracy_spec(harness, ode.section, mode, steps=mode.check_steps, sampler="heun")
+            checks.append((ode, check))
+            specs.setdefault(check.key, check)
+    log.warning("benchmark: %d distinct runs x %d pass(es), %d seeds, %s", len(specs), mode.repeats, mode.seeds,
+                ", ".join(sp.section.name for sp in plans))
+    rng = random.Random(0)
+    results = run_all(harness, list(specs.values()), mode.repeats, rng)
+
+    metrics = importlib.import_module(f"{pack.__name__}.core.metrics")
+    features = importlib.import_module(f"{pack.__name__}.core.digits_features")
+    scorer = R.Scorer(metrics, features, features.load_digits_classifier(M.CLASSIFIER_PATH), decode)
+
+    extra_rows: dict[str, list[P.RunSpec]] = {sp.section.name: [] for sp in plans}
+    notes: list[str] = []
+    if any(s.method == P.EASYCACHE for s in specs.values()) and H.easycache_needs_fix():
+        notes.append(H.EASYCACHE_FIX_NOTE)
+    oracle = None if args.no_oracle else optional_module(pack, "oracle")
+    if args.no_oracle:
+        notes.append("oracle: skipped (--no-oracle)")
+    elif oracle is None:
+        notes.append("oracle: core/oracle.py is not present; the oracle columns are left out")
+    elif mode.oracle_reuse:
+        notes += OPT.run_oracle(oracle, harness, plans, results, mode, extra_rows)
+    schedule_md = ""
+    if not args.no_schedules:
+        schedule_md, schedule_notes = OPT.run_schedules(pack, harness, plans, results, mode, scorer)
+        notes += schedule_notes
+
+    rows = []
+    for sp in plans:
+        rows += R.score_section(sp, results, scorer, extra=extra_rows[sp.section.name])
+    R.write_csv(rows, out / "benchmark.csv")
+
+    reference_lines = []
+    for sp in plans:
+        full, high = results[sp.full.key], results[sp.high.key]
+        f = scorer.fidelity(full.samples, high.samples)
+        reference_lines.append(f"- {sp.section.name}: full-step run = {sp.full.label} ({full.model_calls:g} calls); "
+                               f"high-accuracy = {sp.high.label} ({high.model_calls:g} calls); full vs high: latent "
+                               f"PSNR {f['psnr_latent']:.2f} dB, SSIM {f['ssim_latent']:.4f}")
+    for sp, check in checks:
+        f = scorer.fidelity(results[check.key].samples, results[sp.high.key].samples)
+        reference_lines.append(f"- convergence check: {check.label} vs {sp.high.label}: latent PSNR "
+                               f"{f['psnr_latent']:.2f} dB, SSIM {f['ssim_latent']:.4f}")
+
+    overhead = None
+    if mode.sd15_steps and not args.no_sd15:
+        from bench import overhead as O
+        overhead = O.measure_sd15_overhead(pack, mode.sd15_steps, repeats=2, log=lambda m: log.warning("%s", m))
+        (out / "overhead_sd15.json").write_text(json.dumps(overhead, indent=2))
+
+    pareto_paths = PL.plot_pareto(rows, out)
+    machine["load_average_end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    machine["benchmark_wall_s"] = f"{time.perf_counter() - wall_start:.0f}"
+    md = MD.markdown_report(mode, plans, rows, reference_lines, notes, machine, command, overhead, schedule_md,
+                           [p.name for p in pareto_paths])
+    (out / "benchmark.md").write_text(md)
+    meta = {"mode": mode.name, "seeds": mode.seeds, "steps": mode.steps, "cfg": mode.cfg, "budgets": list(mode.budgets),
+            "machine": machine, "command": command, "notes": notes, "runs": len(specs), "repeats": mode.repeats}
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    with open(out / "skip_paths.jsonl", "w") as fh:
+        for spec_key, res in results.items():
+            if res.skip_path is not None:
+                fh.write(json.dumps({"key": spec_key, "path": res.skip_path.to_dict()}) + "\n")
+    log.warning("benchmark: wrote %s (%s s)", out / "benchmark.md", machine["benchmark_wall_s"])
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    sys.exit(main())
