@@ -1,0 +1,46 @@
+"""Every shipped workflow converts from the UI format, validates in ComfyUI and executes headless."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+PACK_ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((PACK_ROOT / "workflows").glob("*.json"))
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(f"adaptive_skip_{name}", PACK_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_executes(host, workflow, tmp_path):
+    runner = _script("run_workflow")
+    result = runner.run(workflow, tmp_path)
+    assert result["ok"]
+    ui = json.loads(workflow.read_text())
+    saves = [n for n in ui["nodes"] if n["type"] == "SaveImage"]
+    assert len(result["images"]) >= len(saves)
+    for path in result["paths"]:
+        assert path["model_calls"] <= path["sampler_calls"]
+
+
+def test_basic_workflow_reports_calls_and_fidelity(host, tmp_path):
+    runner = _script("run_workflow")
+    result = runner.run(PACK_ROOT / "workflows" / "adaptive_skip_basic.json", tmp_path)
+    assert any("PSNR" in t and "model calls" in t for t in result["texts"])
+    assert all(p["model_calls"] < p["sampler_calls"] for p in result["paths"]), "the default settings must skip"
+
+
+def test_ui_to_api_round_trip(host):
+    convert = _script("workflow_convert")
+    make = _script("make_workflows")
+    for name, build in make.WORKFLOWS.items():
+        prompt, layout = build()
+        ui = json.loads((PACK_ROOT / "workflows" / name).read_text())
+        assert convert.ui_to_api(ui, host.nodes.NODE_CLASS_MAPPINGS) == prompt, f"{name} drifted from its source"
