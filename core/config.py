@@ -27,6 +27,7 @@ class SkipConfig:
     stride: int = 2
     target_calls: int = 0
     forced_path: tuple[bool, ...] | None = field(default=None)
+    per_sample: bool = False  # each image of a batch decides on its own latents (official: the whole batch)
 
     def __post_init__(self) -> None:
         if not isinstance(self.threshold, (int, float)) or math.isnan(self.threshold) or self.threshold < 0:

@@ -35,6 +35,7 @@ class SkipPath:
     wall_time: float = 0.0
     psnr: float | None = None
     note: str = ""
+    per_sample: list[list[bool]] = field(default_factory=list)  # per batch element, in per-sample mode
     version: int = FORMAT_VERSION
 
     @property
@@ -84,3 +85,13 @@ class SkipPath:
         except json.JSONDecodeError as err:
             raise ValueError(f"SKIP_PATH text is not valid JSON: {err}") from None
         return cls.from_dict(data)
+
+
+def merge_per_sample(paths: list[SkipPath]) -> SkipPath:
+    """One record for a batch decided per sample: a step counts as computed when any image computed it."""
+    first = paths[0]
+    merged = SkipPath(**{**first.to_dict(), "estimator": list(first.estimator)})
+    merged.computed = [any(step) for step in zip(*(p.computed for p in paths))]
+    merged.forced = [any(step) for step in zip(*(p.forced for p in paths))]
+    merged.per_sample = [list(p.computed) for p in paths]
+    return merged

@@ -19,7 +19,7 @@ import comfy.patcher_extension
 
 from ..core.config import SkipConfig
 from ..core.controller import SkipController
-from ..core.paths import SkipPath
+from ..core.paths import SkipPath, merge_per_sample
 from ..core.sampler_steps import calls_per_step, unsupported_reason
 
 logger = logging.getLogger(__name__)
@@ -62,29 +62,44 @@ class SkipSetup:
 class RunState:
     """Per-run state: created by the OUTER_SAMPLE wrapper, dropped when the run ends."""
 
-    controller: SkipController | None
+    config: SkipConfig
     calls_in_step: Callable[[int, list[float]], int] | None
     sigmas: list[float]
     model_sampling: Any
+    controllers: list[SkipController] = field(default_factory=list)  # one, or one per image (per-sample mode)
     step: int = -1
     calls_left: int = 0
-    compute: bool = True
+    decisions: list[bool] = field(default_factory=list)
     desynced: bool = False
     model_calls: int = 0
     sampler_calls: int = 0
     notes: list[str] = field(default_factory=list)
+    function_name: str = ""
+    scheduler: str = ""
 
     @property
     def active(self) -> bool:
-        return self.controller is not None and self.calls_in_step is not None and not self.desynced
+        return self.calls_in_step is not None and not self.desynced
+
+    def give_up(self, why: str) -> None:
+        """Stop skipping for the rest of the run (never skip silently wrong) and say why once."""
+        if not self.desynced:
+            self.desynced = True
+            self.notes.append(why)
+            logger.warning("AdaptiveSkip: %s", why)
 
     def check_callback(self, i: int) -> None:
         """The sampler reports step i after that step's first call; a mismatch means our step count drifted."""
         if self.active and i != self.step:
-            self.desynced = True
-            msg = f"step attribution drifted (sampler reported step {i}, expected {self.step}); computing every remaining call"
-            self.notes.append(msg)
-            logger.warning("AdaptiveSkip: %s", msg)
+            self.give_up(f"step attribution drifted (sampler reported step {i}, expected {self.step}); "
+                         "computing every remaining call")
+
+    def path(self) -> SkipPath:
+        if not self.controllers:
+            return SkipPath(sigmas=self.sigmas, criterion=self.config.criterion, reuse=self.config.reuse)
+        if len(self.controllers) == 1:
+            return self.controllers[0].path
+        return merge_per_sample([c.path for c in self.controllers])
 
 
 # Host signature (comfy/samplers.py, CFGGuider.outer_sample, 0.3.64 and 0.8.0):
@@ -109,28 +124,31 @@ def attach(model, setup: SkipSetup):
 
 
 def _new_run(guider, setup: SkipSetup, sampler, sigmas: list[float]) -> RunState:
+    """Fresh state for one run; raises ValueError (before any model call) for settings this run cannot honour."""
     model_sampling = guider.model_patcher.get_model_object("model_sampling")
     function_name = getattr(getattr(sampler, "sampler_function", None), "__name__", type(sampler).__name__)
-    steps = len(sigmas) - 1
     config = setup.config
-    state = RunState(controller=None, calls_in_step=calls_per_step(function_name), sigmas=sigmas,
+    state = RunState(config=config, calls_in_step=calls_per_step(function_name), sigmas=sigmas,
                      model_sampling=model_sampling)
+    probe = SkipController(config, sigmas)  # validates forced_path length against this run
+    steps = len(sigmas) - 1
     if state.calls_in_step is None:
         state.notes.append(f"sampler {function_name} runs without skipping: {unsupported_reason(function_name)}")
     elif config.disabled:
         state.notes.append("threshold 0: skipping is off")
-    try:
-        controller = SkipController(config, sigmas)
-    except ValueError:
-        raise
-    if state.calls_in_step is not None and not config.disabled:
-        if config.forced_path is None and steps <= controller.first_judged_step:
-            state.notes.append(f"{steps} steps are too few: the {config.criterion} rule judges from step "
-                               f"{controller.first_judged_step} on, so every step was computed")
-    state.controller = controller
-    controller.path.sampler = function_name.removeprefix("sample_")
-    controller.path.scheduler = setup.scheduler
+    elif config.forced_path is None and config.criterion != "calls" and steps <= probe.first_judged_step:
+        state.notes.append(f"{steps} steps are too few: the {config.criterion} rule judges from step "
+                           f"{probe.first_judged_step} on, so every step was computed")
+    state.function_name = function_name.removeprefix("sample_")
     return state
+
+
+def _controllers_for(state: RunState, batch: int, scheduler: str) -> list[SkipController]:
+    count = batch if state.config.per_sample else 1
+    controllers = [SkipController(state.config, state.sigmas) for _ in range(count)]
+    for c in controllers:
+        c.path.sampler, c.path.scheduler = state.function_name, scheduler
+    return controllers
 
 
 def outer_sample_wrapper(executor, *args, **kwargs):
@@ -142,6 +160,7 @@ def outer_sample_wrapper(executor, *args, **kwargs):
     bound = bind_outer_sample_args(args, kwargs)
     sigmas = [float(s) for s in bound["sigmas"].flatten().tolist()]  # copied: uni_pc rewrites the last σ in place
     state = _new_run(guider, setup, bound["sampler"], sigmas)
+    state.scheduler = setup.scheduler
     user_callback = bound.get("callback")
 
     def callback(i, denoised, x, total):
@@ -158,7 +177,9 @@ def outer_sample_wrapper(executor, *args, **kwargs):
         return executor(**bound)
     finally:
         guider.model_options = orig_model_options
-        path = state.controller.path
+        if not state.controllers:
+            state.controllers = _controllers_for(state, 1, setup.scheduler)
+        path = state.path()
         path.model_calls, path.sampler_calls = state.model_calls, state.sampler_calls
         path.wall_time = time.perf_counter() - start
         path.note = "; ".join(state.notes)
@@ -176,27 +197,49 @@ def predict_noise_wrapper(executor, *args, **kwargs):
     if state is None:
         return executor(*args, **kwargs)
     state.sampler_calls += 1
+    sigma_flat = sigma.flatten()
+    sigma_value = float(sigma_flat[0])
+    if not state.controllers:
+        state.controllers = _controllers_for(state, x.shape[0], state.scheduler)
+    if len(state.controllers) > 1 and x.shape[0] != len(state.controllers):
+        state.give_up(f"the batch changed from {len(state.controllers)} to {x.shape[0]} mid-run; computing every call")
+    elif not bool((sigma_flat == sigma_flat[0]).all()):
+        state.give_up("the sampler mixes σ values within one batch; computing every call")
     if not state.active:
         state.model_calls += 1
         return executor(*args, **kwargs)
-    sigma_flat = sigma.flatten()
-    sigma_value = float(sigma_flat[0])
     if state.calls_left > 0:
         state.calls_left -= 1
     else:
         state.step += 1
         if state.step >= len(state.sigmas) - 1:
-            state.desynced = True  # more steps than the schedule has: stop skipping rather than guess
-            state.notes.append("the sampler made more steps than its sigmas hold; computing every remaining call")
+            state.give_up("the sampler made more steps than its sigmas hold; computing every remaining call")
             state.model_calls += 1
             return executor(*args, **kwargs)
         state.calls_left = state.calls_in_step(state.step, state.sigmas) - 1
         x_measure = state.model_sampling.calculate_input(sigma, x)
-        state.compute = state.controller.decide(state.step, x_measure, sigma_value)
-    # Skipping needs one σ for the whole batch; mixed σ (rare custom samplers) always computes.
-    if state.compute or not bool((sigma_flat == sigma_flat[0]).all()):
+        if len(state.controllers) == 1:
+            state.decisions = [state.controllers[0].decide(state.step, x_measure, sigma_value)]
+        else:
+            state.decisions = [c.decide(state.step, x_measure[i:i + 1], sigma_value)
+                               for i, c in enumerate(state.controllers)]
+    out = None
+    if any(state.decisions):
         out = executor(*args, **kwargs)
         state.model_calls += 1
-        state.controller.store(x, out, sigma_value)
+    if len(state.controllers) == 1:
+        controller = state.controllers[0]
+        if out is None:
+            return controller.predict(x, sigma_value)
+        controller.store(x, out, sigma_value)
         return out
-    return state.controller.predict(x, sigma_value)
+    # per-sample mode: the call serves the images that decided to compute; the others reuse, exactly as they
+    # would if sampled alone (the conditioning cannot be split safely, so the call covers the whole batch)
+    pieces = []
+    for i, (controller, compute) in enumerate(zip(state.controllers, state.decisions)):
+        if compute:
+            controller.store(x[i:i + 1], out[i:i + 1], sigma_value)
+            pieces.append(out[i:i + 1])
+        else:
+            pieces.append(controller.predict(x[i:i + 1], sigma_value))
+    return torch.cat(pieces)

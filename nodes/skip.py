@@ -55,6 +55,12 @@ OPTIONAL_SKIP_INPUTS = {
         "tooltip": "For criterion 'calls': the number of model-call steps to spend, spread with regular gaps "
                    "(warm-up included). 0 computes every step.",
     }),
+    "per_sample": ("BOOLEAN", {
+        "default": False,
+        "tooltip": "Off (the paper): one decision for the whole batch from its mean statistics. On: every image "
+                   "decides on its own latents and gets exactly the result it would get sampled alone; the model "
+                   "is called when any image needs it.",
+    }),
     "forced_path": (SKIP_PATH, {
         "tooltip": "Replay a recorded SKIP_PATH (e.g. from SkipPathOracle) instead of deciding; the run must have "
                    "the same number of steps.",
@@ -63,7 +69,7 @@ OPTIONAL_SKIP_INPUTS = {
 
 
 def build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2,
-                 target_calls=0, forced_path: SkipPath | None = None) -> SkipConfig:
+                 target_calls=0, forced_path: SkipPath | None = None, per_sample=False) -> SkipConfig:
     """SkipConfig from node inputs; ValueError names the input and the allowed values."""
     path = None
     if forced_path is not None:
@@ -71,7 +77,8 @@ def build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reus
             raise ValueError("forced_path must be a SKIP_PATH from an AdaptiveSkip node")
         path = tuple(forced_path.computed)
     return SkipConfig(threshold=threshold, max_consecutive_skips=max_consecutive_skips, warmup_steps=warmup_steps,
-                      criterion=criterion, reuse=reuse, stride=stride, target_calls=target_calls, forced_path=path)
+                      criterion=criterion, reuse=reuse, stride=stride, target_calls=target_calls, forced_path=path,
+                      per_sample=bool(per_sample))
 
 
 class AdaptiveSkipModel:
@@ -92,9 +99,9 @@ class AdaptiveSkipModel:
                    "smooth, reusing the last prediction. Logs 'AdaptiveSkip: N of M model calls' after each run.")
 
     def patch(self, model, threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2,
-              target_calls=0, forced_path=None):
+              target_calls=0, per_sample=False, forced_path=None):
         config = build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse, stride,
-                              target_calls, forced_path)
+                              target_calls, forced_path, per_sample)
         return (attach(model, SkipSetup(config=config)),)
 
 
@@ -137,11 +144,14 @@ class AdaptiveSkipKSampler:
 
     def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
                threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2, target_calls=0,
-               forced_path=None, sigmas=None):
+               per_sample=False, forced_path=None, sigmas=None):
         import latent_preview  # ComfyUI's top-level module; imported here so the pack loads without it
 
         config = build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse, stride,
-                              target_calls, forced_path)
+                              target_calls, forced_path, per_sample)
+        if sigmas is None and warmup_steps > steps:
+            raise ValueError(f"warmup_steps ({warmup_steps}) is larger than steps ({steps}): nothing could be "
+                             "skipped; lower warmup_steps or raise steps")
         if sigmas is not None:
             model_sampling = model.get_model_object("model_sampling")
             sigmas = validate_sigmas(sigmas, float(model_sampling.sigma_min), float(model_sampling.sigma_max))
