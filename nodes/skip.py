@@ -1,7 +1,7 @@
 """AdaptiveSkipModel, AdaptiveSkipKSampler and AdaptiveSkipLastPath: the skip nodes (classic node API)."""
 from __future__ import annotations
 
-import torch
+import logging
 
 import comfy.sample
 import comfy.samplers
@@ -9,8 +9,11 @@ import comfy.utils
 
 from ..core.config import CRITERIA, REUSE_MODES, SkipConfig
 from ..core.paths import SkipPath
-from ..core.sigmas import validate_sigmas
+from ..core.metrics import mean_db, psnr
+from ..core.sigmas import resample_log_steps, validate_sigmas
 from .patch import SETUP_KEY, SkipSetup, attach
+
+logger = logging.getLogger(__name__)
 
 CATEGORY = "sampling/adaptive_skip"
 SKIP_PATH = "SKIP_PATH"
@@ -132,19 +135,25 @@ class AdaptiveSkipKSampler:
                 **OPTIONAL_SKIP_INPUTS,
                 "sigmas": ("SIGMAS", {"tooltip": "A custom schedule (e.g. from EvoTimestepSchedule); replaces steps, "
                                                  "scheduler and denoise when connected."}),
+                "compare": ("BOOLEAN", {"default": False,
+                                        "tooltip": "Also run the full-step sampler and plain sampling with as many "
+                                                   "steps as model calls made, and report the PSNR of both (costs "
+                                                   "two extra runs). Off: report calls only."}),
             },
         }
 
-    RETURN_TYPES = ("LATENT", SKIP_PATH)
-    RETURN_NAMES = ("LATENT", "skip_path")
-    OUTPUT_TOOLTIPS = ("The denoised latent.", "Which steps called the model, with estimator values and call counts.")
+    RETURN_TYPES = ("LATENT", SKIP_PATH, "STRING")
+    RETURN_NAMES = ("LATENT", "skip_path", "report")
+    OUTPUT_TOOLTIPS = ("The denoised latent.", "Which steps called the model, with estimator values and call counts.",
+                       "Model calls and speedup; with compare on, PSNR against the full-step run and against "
+                       "plain sampling with as many steps as calls made.")
     FUNCTION = "sample"
     CATEGORY = CATEGORY
     DESCRIPTION = "KSampler that skips model calls where the trajectory is smooth (AdaptiveDiffusion, NeurIPS 2024)."
 
     def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
                threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2, target_calls=0,
-               per_sample=False, forced_path=None, sigmas=None):
+               per_sample=False, forced_path=None, sigmas=None, compare=False):
         import latent_preview  # ComfyUI's top-level module; imported here so the pack loads without it
 
         config = build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse, stride,
@@ -158,28 +167,46 @@ class AdaptiveSkipKSampler:
             scheduler = "custom sigmas"
         setup = SkipSetup(config=config, scheduler=scheduler)
         patched = attach(model, setup)
-        latent = latent_image["samples"]
-        latent = comfy.sample.fix_empty_latent_channels(patched, latent)
+        latent = comfy.sample.fix_empty_latent_channels(patched, latent_image["samples"])
         noise = comfy.sample.prepare_noise(latent, seed, latent_image.get("batch_index"))
-        noise_mask = latent_image.get("noise_mask")
         n_steps = steps if sigmas is None else len(sigmas) - 1
-        callback = latent_preview.prepare_callback(patched, n_steps)
-        disable_pbar = not comfy.utils.PROGRESS_BAR_ENABLED
-        if sigmas is None:
-            samples = comfy.sample.sample(patched, noise, steps, cfg, sampler_name, scheduler, positive, negative,
-                                          latent, denoise=denoise, noise_mask=noise_mask, callback=callback,
-                                          disable_pbar=disable_pbar, seed=seed)
-        else:
-            sampler = comfy.samplers.sampler_object(sampler_name)
-            samples = comfy.sample.sample_custom(patched, noise, cfg, sampler, sigmas, positive, negative, latent,
-                                                 noise_mask=noise_mask, callback=callback,
-                                                 disable_pbar=disable_pbar, seed=seed)
+
+        def run(m, n, preview=True):
+            callback = latent_preview.prepare_callback(m, n) if preview else None
+            common = dict(noise_mask=latent_image.get("noise_mask"), callback=callback,
+                          disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+            if sigmas is None:
+                return comfy.sample.sample(m, noise, n, cfg, sampler_name, scheduler, positive, negative, latent,
+                                           denoise=denoise, **common)
+            run_sigmas = sigmas if n == n_steps else resample_log_steps(sigmas, n)
+            return comfy.sample.sample_custom(m, noise, cfg, comfy.samplers.sampler_object(sampler_name),
+                                              run_sigmas, positive, negative, latent, **common)
+
         out = latent_image.copy()
-        out["samples"] = samples
+        out["samples"] = run(patched, n_steps)
         path = setup.mailbox.last
         if path is None:  # the sampler returned without sampling (e.g. an empty schedule)
             path = SkipPath(sigmas=[], note="no sampling run happened")
-        return {"ui": {"adaptive_skip_path": [path.to_dict()]}, "result": (out, path)}
+        report = path.summary()
+        if compare and path.steps:
+            report = self._compare(run, model, n_steps, out["samples"], path)
+        return {"ui": {"adaptive_skip_path": [path.to_dict()], "text": [report]}, "result": (out, path, report)}
+
+    @staticmethod
+    def _compare(run, model, n_steps, samples, path: SkipPath) -> str:
+        """The honest comparison: the full-step run, and plain sampling with as many steps as the skip run made
+        model-call steps (same sampler, schedule and seed). Costs two extra runs, so only on request."""
+        full = run(model, n_steps, preview=False)
+        fewer_steps = max(path.computed_steps, 1)
+        fewer = run(model, fewer_steps, preview=False)
+        skip_db = mean_db(psnr(samples.float(), full.float()))
+        fewer_db = mean_db(psnr(fewer.float(), full.float()))
+        path.psnr = skip_db
+        verdict = "ahead of" if skip_db > fewer_db else "behind"
+        report = (f"{path.summary()}. PSNR vs the {n_steps}-step run: {skip_db:.2f} dB; {fewer_steps} plain steps "
+                  f"(same calls): {fewer_db:.2f} dB, so skipping is {verdict} fewer steps here")
+        logger.info(report)
+        return report
 
 
 class AdaptiveSkipLastPath:

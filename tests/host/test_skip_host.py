@@ -113,10 +113,21 @@ def test_ksampler_node_returns_latent_and_path(host, tiny_sd15, tiny_conds):
     latent = {"samples": torch.zeros(1, 4, 4, 4)}
     out = node.sample(tiny_sd15, 0, 20, 4.0, "euler", "karras", tiny_conds[0], tiny_conds[1], latent, 1.0,
                       0.5, 4, 4, "strict")
-    result_latent, path = out["result"]
+    result_latent, path, report = out["result"]
     assert result_latent["samples"].shape == (1, 4, 4, 4)
     assert path.steps == 20 and path.model_calls < 20
     assert out["ui"]["adaptive_skip_path"][0]["model_calls"] == path.model_calls
+    assert report.startswith(f"AdaptiveSkip: {path.model_calls} of 20 model calls")
+
+
+def test_ksampler_compare_reports_full_and_fewer_steps(host, tiny_sd15, tiny_conds):
+    node = host.mappings["AdaptiveSkipKSampler"]()
+    latent = {"samples": torch.zeros(1, 4, 4, 4)}
+    out = node.sample(tiny_sd15, 0, 20, 4.0, "euler", "karras", tiny_conds[0], tiny_conds[1], latent, 1.0,
+                      0.5, 4, 4, "strict", compare=True)
+    _, path, report = out["result"]
+    assert path.psnr is not None and f"{path.computed_steps} plain steps (same calls)" in report
+    assert "PSNR vs the 20-step run" in report
 
 
 @pytest.mark.parametrize("kind", ["eps", "v", "flow"])
