@@ -117,6 +117,10 @@ def bind_outer_sample_args(args: tuple, kwargs: dict) -> dict[str, Any]:
 def attach(model, setup: SkipSetup):
     """A clone of `model` that skips model calls as `setup` says; the input model is left untouched."""
     patched = model.clone()
+    if SETUP_KEY in patched.model_options.get("transformer_options", {}):
+        logger.info("AdaptiveSkip: the model was already patched; the new settings replace the old ones")
+    for kind in (comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, comfy.patcher_extension.WrappersMP.PREDICT_NOISE):
+        patched.remove_wrappers_with_key(kind, WRAPPER_KEY)  # one AdaptiveSkip per model, never stacked
     patched.model_options.setdefault("transformer_options", {})[SETUP_KEY] = setup
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, outer_sample_wrapper)
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, WRAPPER_KEY, predict_noise_wrapper)

@@ -166,3 +166,12 @@ def test_cached_derivative_reuse_is_the_models_native_reuse(host, kind):
         held = (x2 * sd ** 2 / (s2 ** 2 + sd ** 2) - x0_implied) * (s2 ** 2 + sd ** 2) ** 0.5 / (s2 * sd)
     expected = sampling.calculate_denoised(sigma2, held, x2)
     assert torch.allclose(reuse.rebuild_denoised(x2, float(sigma2), d), expected, atol=1e-4)
+
+
+def test_patching_twice_replaces_instead_of_stacking(host, tiny_sd15, tiny_conds):
+    import comfy.patcher_extension as pe
+    once = patch(host, tiny_sd15, 1.0, criterion="strict", warmup_steps=2)
+    twice = patch(host, once, 0.0)
+    assert len(twice.get_all_wrappers(pe.WrappersMP.PREDICT_NOISE)) == 1
+    sample(twice, "euler", tiny_conds)
+    assert last_path(host, twice).model_calls == 8, "the second patch (δ = 0) is the one in force"
