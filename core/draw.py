@@ -173,7 +173,10 @@ def caption_lines(path: SkipPath, fonts: Fonts) -> tuple[str, str]:
         rule = f"criterion {path.criterion}"
     else:
         rule = f"{path.criterion} {delta}={path.threshold:g}"
-    setting = f"{rule}, C_max={path.max_consecutive_skips}, warm-up {path.warmup_steps}, reuse {path.reuse}"
+    if path.criterion in ("replay", "oracle"):  # no rule decided these skips, so no C_max applied
+        setting = f"{rule}, warm-up {path.warmup_steps}, reuse {path.reuse}"
+    else:
+        setting = f"{rule}, C_max={path.max_consecutive_skips}, warm-up {path.warmup_steps}, reuse {path.reuse}"
     calls = (f"{path.model_calls}/{path.sampler_calls} model calls ({path.speedup:.2f}x)" if path.sampler_calls
              else "model calls not recorded")
     cost = f"{calls}, {path.computed_steps}/{path.steps} steps computed"
