@@ -144,6 +144,7 @@ class EvoSearch:
         self.state = state if state is not None else EvoState(config=config)
         self.lo, self.hi = math.log(config.sigma_min), math.log(config.sigma_max)
         self.seed_keys: dict[str, tuple] = {}
+        self.repaired_seeds: set[str] = set()
         self.seeds = self._prepare_seeds(seeds or {})
         self._index = {_key(e.logs): i for i, e in enumerate(self.state.archive)}
 
@@ -185,6 +186,8 @@ class EvoSearch:
                 continue
             logs = self.repair([math.log(v) for v in body])
             self.seed_keys[name] = _key(logs)
+            if any(abs(math.exp(a) - b) > 1e-5 * b for a, b in zip(logs, body)):
+                self.repaired_seeds.add(name)  # evaluated as repaired: not exactly the schedule given
             if _key(logs) in seen:
                 continue
             seen.add(_key(logs))

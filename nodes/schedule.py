@@ -1,5 +1,446 @@
-"""EvoTimestepSchedule, LoadTimestepSchedule and TimestepScheduleFromText: searched sigma schedules (classic API)."""
+"""EvoTimestepSchedule, LoadTimestepSchedule and TimestepScheduleFromText: searched sigma schedules (classic API).
+
+The schedule library is a folder of JSON files: the user's `models/adaptive_skip_schedules` (registered with
+folder_paths, so extra_model_paths.yaml can add more) and the pack's own `schedules/`. Every saved schedule is
+also a scheduler name ("evo_<file name>") in the stock KSampler dropdown.
+"""
 from __future__ import annotations
 
-NODE_CLASS_MAPPINGS: dict = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict = {}
+import json
+import logging
+import math
+import os
+import time
+
+import torch
+
+import comfy.model_management
+import comfy.samplers
+import comfy.utils
+import folder_paths
+
+from ..core.evolution import EvoConfig, EvoSearch, EvoState
+from ..core.schedule_library import (EXTENSION, ScheduleRecord, default_name, describe, load_record, now_iso,
+                                     safe_name, save_record)
+from ..core.sigmas import parse_sigma_text, resample_log_sigmas, resample_log_steps, validate_sigmas
+from .schedule_runner import (CandidateRunner, builtin_baselines, cache_key, conditioning_digest, model_identity,
+                              model_info, mse_per_candidate, sampler_calls)
+
+logger = logging.getLogger(__name__)
+
+CATEGORY = "sampling/adaptive_skip"
+FOLDER = "adaptive_skip_schedules"
+PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED_DIR = os.path.join(PACK_DIR, "schedules")
+SCHEDULER_PREFIX = "evo_"
+STATE_EXTENSION = ".evostate"
+REFERENCE_AUTO = "auto"
+CACHE_VERSION = 1
+
+
+# --- library folders and the scheduler dropdown ------------------------------------------------------------------
+def register_schedule_folder() -> None:
+    """Register the library with folder_paths: the user folder first (new schedules go there), then the shipped one."""
+    user = os.path.join(folder_paths.models_dir, FOLDER)
+    if FOLDER in folder_paths.folder_names_and_paths:
+        paths, _ = folder_paths.folder_names_and_paths[FOLDER]
+    else:
+        paths = [user]
+    for path in (user, SHIPPED_DIR):
+        if path not in paths:
+            paths.append(path)
+    folder_paths.folder_names_and_paths[FOLDER] = (paths, {EXTENSION})
+
+
+def user_folder() -> str:
+    """Where new schedules are saved: the first library folder that is not the pack's shipped one."""
+    register_schedule_folder()
+    for path in folder_paths.get_folder_paths(FOLDER):
+        if os.path.abspath(path) != os.path.abspath(SHIPPED_DIR):
+            return path
+    return os.path.join(folder_paths.models_dir, FOLDER)
+
+
+def library_files() -> list[str]:
+    register_schedule_folder()
+    return [f for f in folder_paths.get_filename_list(FOLDER) if not os.path.basename(f).startswith(".")]
+
+
+def library_path(name: str) -> str:
+    register_schedule_folder()
+    path = folder_paths.get_full_path(FOLDER, name)
+    if path is None:
+        raise ValueError(f"schedule {name!r} is not in the schedule library ({', '.join(folder_paths.get_folder_paths(FOLDER))}); "
+                         "pick one from the list or save it with EvoTimestepSchedule")
+    return path
+
+
+def scheduler_name(filename: str) -> str:
+    return SCHEDULER_PREFIX + os.path.splitext(filename)[0].replace(os.sep, "/")
+
+
+def _scheduler_handler(record: ScheduleRecord):
+    """fn(model_sampling, steps) for comfy.samplers.SchedulerHandler(use_ms=True): the saved schedule mapped to the
+    model's σ range (log σ) and to the requested step count (log-linear, as Align Your Steps does)."""
+    def handler(model_sampling, steps: int) -> torch.Tensor:
+        sigmas = torch.tensor(record.sigmas, dtype=torch.float32)
+        lo, hi = float(model_sampling.sigma_min), float(model_sampling.sigma_max)
+        if not (math.isclose(lo, record.sigma_min, rel_tol=1e-4) and math.isclose(hi, record.sigma_max, rel_tol=1e-4)):
+            sigmas = resample_log_sigmas(sigmas, lo, hi, record.sigma_min, record.sigma_max)
+        if steps != record.steps:
+            logger.info("AdaptiveSkip schedule %s: saved for %d steps, stretched to %d in log sigma",
+                        record.sampler, record.steps, steps)
+            sigmas = resample_log_steps(sigmas, steps)
+        return sigmas
+    return handler
+
+
+def register_scheduler(filename: str, record: ScheduleRecord) -> str | None:
+    """Add (or update) one saved schedule as a scheduler name in every KSampler dropdown. Returns the name."""
+    name = scheduler_name(filename)
+    handlers, names = comfy.samplers.SCHEDULER_HANDLERS, comfy.samplers.SCHEDULER_NAMES
+    if name in handlers and name not in names:
+        return None
+    if name in names and not name.startswith(SCHEDULER_PREFIX):
+        return None
+    handlers[name] = comfy.samplers.SchedulerHandler(_scheduler_handler(record), use_ms=True)
+    if name not in names:
+        names.append(name)  # the same list object as KSampler.SCHEDULERS, which validation checks
+    return name
+
+
+def register_schedule_library() -> list[str]:
+    """Called from registration.on_load(): the library folder, and every readable saved schedule as a scheduler."""
+    register_schedule_folder()
+    added = []
+    for filename in library_files():
+        try:
+            record = load_record(library_path(filename))
+        except ValueError as err:
+            logger.warning("AdaptiveSkip: schedule %s not offered as a scheduler: %s", filename, err)
+            continue
+        name = register_scheduler(filename, record)
+        if name:
+            added.append(name)
+    if added:
+        logger.info("AdaptiveSkip: %d saved schedule(s) added to the scheduler list: %s", len(added), ", ".join(added))
+    return added
+
+
+def find_cached(key: str) -> tuple[str, ScheduleRecord] | None:
+    """The saved schedule whose search had exactly this cache key, if any."""
+    for filename in library_files():
+        try:
+            path = library_path(filename)
+            with open(path, encoding="utf-8") as f:
+                if key not in f.read():
+                    continue
+            record = load_record(path)
+        except (OSError, ValueError):
+            continue
+        if record.cache_key == key:
+            return filename, record
+    return None
+
+
+# --- nodes ---------------------------------------------------------------------------------------------------------
+def _reference_choices() -> list[str]:
+    return [REFERENCE_AUTO] + list(comfy.samplers.KSampler.SAMPLERS)
+
+
+def _resolve_reference(sampler_name: str, reference_sampler: str) -> str:
+    """auto: the same sampler when it calls the model once per step, else dpmpp_2m (accurate at 200 steps)."""
+    if reference_sampler != REFERENCE_AUTO:
+        return reference_sampler
+    calls = sampler_calls(sampler_name, [2.0, 1.0, 0.5, 0.0])
+    return sampler_name if calls == 3 else "dpmpp_2m"
+
+
+class EvoTimestepSchedule:
+    """Search the sigma schedule that makes an N-step sampler closest to a many-step reference (AutoDiffusion)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The model to find a schedule for (use the unpatched model)."}),
+                "positive": ("CONDITIONING", {"tooltip": "Conditioning the fitness samples use."}),
+                "negative": ("CONDITIONING", {"tooltip": "Negative conditioning the fitness samples use."}),
+                "latent_image": ("LATENT", {"tooltip": "Gives the latent shape (its first item; an empty latent "
+                                                       "for txt2img). Its batch size is ignored: see num_seeds."}),
+                "sampler_name": (comfy.samplers.KSampler.SAMPLERS, {
+                    "default": "dpmpp_2m", "tooltip": "The sampler the schedule is for."}),
+                "steps": ("INT", {"default": 5, "min": 1, "max": 100, "tooltip": (
+                    "N: sampler steps of the schedule to find. Searching pays off most at 3-10 steps.")}),
+                "cfg": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                                  "tooltip": "Classifier-free guidance scale used when sampling; 1 turns CFG off."}),
+                "num_seeds": ("INT", {"default": 8, "min": 1, "max": 256, "tooltip": (
+                    "K: noise seeds (seed, seed+1, ...) every candidate is scored on, run as one batch. More seeds "
+                    "generalise better and cost proportionally more model calls.")}),
+                "budget": ("INT", {"default": 20000, "min": 1, "max": 10_000_000, "step": 100, "tooltip": (
+                    "Search budget in per-sample model calls (one candidate costs steps x calls per step x "
+                    "num_seeds; the many-step reference is extra). The search stops at the budget or after "
+                    "'generations', whichever comes first.")}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "tooltip": (
+                    "Seeds both the search's random choices and the fitness noise. The same inputs give the "
+                    "same schedule.")}),
+            },
+            "optional": {
+                "population": ("INT", {"default": 16, "min": 2, "max": 512, "tooltip": (
+                    "Candidates per generation (the built-in schedules are added to the first one).")}),
+                "top_k": ("INT", {"default": 4, "min": 1, "max": 512, "tooltip": (
+                    "Parents: the best k schedules found so far breed each new generation.")}),
+                "mutation_prob": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": (
+                    "Chance that a mutation moves each step's sigma (at least one always moves).")}),
+                "generations": ("INT", {"default": 12, "min": 1, "max": 1000, "tooltip": (
+                    "Generations, the first (built-ins plus variations) included.")}),
+                "reference_steps": ("INT", {"default": 200, "min": 10, "max": 2000, "tooltip": (
+                    "Steps of the reference each candidate is compared with.")}),
+                "reference_sampler": (_reference_choices(), {"default": REFERENCE_AUTO, "tooltip": (
+                    "Sampler of the reference. auto: the same sampler when it calls the model once per step, "
+                    "otherwise dpmpp_2m.")}),
+                "candidates_per_call": ("INT", {"default": 8, "min": 1, "max": 256, "tooltip": (
+                    "Candidates whose model calls share one batch (batch = candidates x num_seeds, x2 with CFG). "
+                    "Lower it if memory runs out; 1 runs candidates one by one.")}),
+                "save_as": ("STRING", {"default": "", "tooltip": (
+                    "File name for the schedule library; empty names it after model type, sampler, steps and "
+                    "the search. Saved schedules appear in LoadTimestepSchedule and as 'evo_<name>' schedulers.")}),
+            },
+        }
+
+    RETURN_TYPES = ("SIGMAS", "STRING")
+    RETURN_NAMES = ("sigmas", "report")
+    OUTPUT_TOOLTIPS = ("The best schedule found: steps + 1 values ending in 0, for SamplerCustom, "
+                       "SamplerCustomAdvanced or AdaptiveSkipKSampler's sigmas input.",
+                       "The schedule as text (pasteable into TimestepScheduleFromText), its fitness, and the "
+                       "fitness of every built-in schedule at the same step count.")
+    FUNCTION = "search"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Evolutionary timestep-schedule search (AutoDiffusion, ICCV 2023): finds the N-step sigma schedule "
+                   "whose result is closest to a 200-step reference for your model, sampler and prompt. The built-in "
+                   "schedules start the search, so the result is never worse than the best of them on the fitness "
+                   "seeds. Results are saved and reused: the same inputs return instantly.")
+
+    def search(self, model, positive, negative, latent_image, sampler_name, steps, cfg, num_seeds, budget, seed,
+               population=16, top_k=4, mutation_prob=0.3, generations=12, reference_steps=200,
+               reference_sampler=REFERENCE_AUTO, candidates_per_call=8, save_as=""):
+        if top_k > population:
+            raise ValueError(f"top_k ({top_k}) must not exceed population ({population}); lower top_k")
+        if sampler_name not in comfy.samplers.KSampler.SAMPLERS:
+            raise ValueError(f"sampler_name {sampler_name!r} is not a ComfyUI sampler")
+        info = model_info(model)
+        ref_sampler = _resolve_reference(sampler_name, reference_sampler)
+        shape = list(latent_image["samples"].shape[1:])
+        model_id = model_identity(model)
+        key = cache_key(version=CACHE_VERSION, model=model_id, positive=conditioning_digest(positive),
+                        negative=conditioning_digest(negative), shape=shape, sampler=sampler_name, steps=steps,
+                        cfg=cfg, num_seeds=num_seeds, seed=seed, budget=budget, population=population, top_k=top_k,
+                        mutation_prob=mutation_prob, generations=generations, reference_steps=reference_steps,
+                        reference_sampler=ref_sampler)
+        hit = find_cached(key)
+        if hit is not None:
+            filename, record = hit
+            logger.info("AdaptiveSkip EvoTimestepSchedule: same inputs as %s, returned from the schedule library",
+                        filename)
+            return (torch.tensor(record.sigmas, dtype=torch.float32),
+                    describe(record) + f"\n(from the schedule library: {filename}; no search run)")
+        record, filename = run_search(model, positive, negative, latent_image, sampler_name, steps, cfg, num_seeds,
+                                      budget, seed, population, top_k, mutation_prob, generations, reference_steps,
+                                      ref_sampler, candidates_per_call, key, save_as, info, model_id)
+        return (torch.tensor(record.sigmas, dtype=torch.float32), describe(record) + f"\n(saved as {filename})")
+
+
+def run_search(model, positive, negative, latent_image, sampler_name, steps, cfg, num_seeds, budget, seed, population,
+               top_k, mutation_prob, generations, reference_steps, ref_sampler, candidates_per_call, key, save_as,
+               info, model_id) -> tuple[ScheduleRecord, str]:
+    """The search behind EvoTimestepSchedule: reference, built-ins, evolution, saving. Cancel keeps the progress
+    (a .evostate file next to the library) so running the same inputs again resumes."""
+    started = time.perf_counter()
+    wrappers = model.model_options.get("transformer_options", {}).get("wrappers") or {}
+    if any(wrappers.get(k) for k in wrappers):
+        logger.warning("AdaptiveSkip EvoTimestepSchedule: the model carries sampling wrappers (a cache or skip patch?);"
+                       " the search shares model calls between candidates, which such patches may not expect. "
+                       "Connect the unpatched model for a clean search.")
+    baselines = builtin_baselines(model, sampler_name, steps)
+    per_sample = sampler_calls(sampler_name, next(iter(baselines.values())).tolist()) if baselines else None
+    calls_per_candidate = (per_sample or steps) * num_seeds
+    ref_calls = (sampler_calls(ref_sampler, [2.0] * reference_steps + [0.0]) or reference_steps) * num_seeds
+    pbar = comfy.utils.ProgressBar(ref_calls + budget)
+    runner = CandidateRunner(model, positive, negative, cfg, sampler_name, latent_image, num_seeds, seed,
+                             candidates_per_call, on_call=lambda rows: pbar.update(rows))
+    ms = model.get_model_object("model_sampling")
+    reference = runner.sample(comfy.samplers.calculate_sigmas(ms, "karras", reference_steps), ref_sampler)
+    ref_cost = runner.calls
+    config = EvoConfig(steps=steps, sigma_min=info.sigma_min, sigma_max=info.sigma_max, population=population,
+                       top_k=top_k, mutation_prob=mutation_prob, generations=generations, budget=budget,
+                       calls_per_candidate=calls_per_candidate, seed=seed)
+
+    def evaluate(candidates):
+        return mse_per_candidate(runner.run(candidates), reference)
+
+    state_path = os.path.join(user_folder(), f".{key[:16]}{STATE_EXTENSION}")
+    seeds = {k: v.tolist() for k, v in baselines.items()}
+    state = _load_state(state_path)
+    try:
+        search = EvoSearch(config, evaluate, seeds=seeds, state=state)
+    except ValueError as err:  # progress saved under other settings: start afresh
+        logger.warning("AdaptiveSkip: not resuming %s: %s", state_path, err)
+        search = EvoSearch(config, evaluate, seeds=seeds)
+    if state is not None:
+        logger.info("AdaptiveSkip EvoTimestepSchedule: resuming a cancelled search at generation %d", state.generation)
+    try:
+        result = search.run()
+    except comfy.model_management.InterruptProcessingException:
+        _save_state(state_path, search.state)
+        logger.info("AdaptiveSkip EvoTimestepSchedule: cancelled after %d generations; progress kept in %s",
+                    search.state.generation, state_path)
+        raise
+    # built-ins the search could not take as they are (other length, or repaired) are scored exactly as they are
+    exact = {k: v.tolist() for k, v in baselines.items()
+             if k not in result.seed_fitness or k in search.repaired_seeds}
+    baseline_fitness = {k: v for k, v in result.seed_fitness.items() if k not in exact}
+    if exact:
+        baseline_fitness.update(zip(exact, evaluate(list(exact.values()))))
+    seconds = time.perf_counter() - started
+    record = ScheduleRecord(
+        sigmas=[float(v) for v in torch.tensor(result.sigmas, dtype=torch.float32).tolist()],
+        sampler=sampler_name, model_type=info.model_type, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
+        model_id=model_id, fitness=result.fitness,
+        fitness_metric=f"latent MSE vs {reference_steps}-step {ref_sampler} (karras), {num_seeds} seeds",
+        baselines={k: float(v) for k, v in baseline_fitness.items()},
+        search={"population": population, "top_k": top_k, "mutation_prob": mutation_prob, "generations": generations,
+                "generations_run": result.generations, "budget": budget, "evaluated": result.evaluated,
+                "num_seeds": num_seeds, "seed": seed, "cfg": cfg, "latent_shape": list(latent_image["samples"].shape[1:]),
+                "reference_sampler": ref_sampler, "reference_steps": reference_steps,
+                "model_calls": runner.calls, "reference_calls": ref_cost, "seconds": round(seconds, 2)},
+        cache_key=key, created=now_iso())
+    name = safe_name(save_as) if save_as.strip() else default_name(info.model_type, sampler_name, steps, key)
+    path = save_record(record, user_folder(), name)
+    if os.path.exists(state_path):
+        os.unlink(state_path)
+    filename = os.path.basename(path)
+    register_scheduler(filename, record)
+    logger.info("AdaptiveSkip EvoTimestepSchedule: %s %d steps, fitness %.4g (best built-in %.4g), %d candidates, "
+                "%d model calls, %.1f s; saved %s", sampler_name, steps, result.fitness,
+                min(baseline_fitness.values()) if baseline_fitness else float("nan"), result.evaluated, runner.calls,
+                seconds, path)
+    return record, filename
+
+
+def _load_state(path: str) -> EvoState | None:
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return EvoState.from_dict(json.load(f))
+    except (OSError, ValueError) as err:
+        logger.warning("AdaptiveSkip: ignoring unreadable search progress %s: %s", path, err)
+        return None
+
+
+def _save_state(path: str, state: EvoState) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(state.to_dict(), f)
+
+
+def _model_range(model) -> tuple[float, float]:
+    ms = model.get_model_object("model_sampling")
+    return float(ms.sigma_min), float(ms.sigma_max)
+
+
+class LoadTimestepSchedule:
+    """SIGMAS from the schedule library, mapped to the connected model's sigma range."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "schedule": (library_files(), {"tooltip": (
+                    "A saved schedule (JSON in models/adaptive_skip_schedules or the pack's schedules folder).")}),
+                "model": ("MODEL", {"tooltip": (
+                    "The model to sample with: the schedule is mapped to its sigma range in log sigma when the "
+                    "range differs from the one it was found for.")}),
+            },
+            "optional": {
+                "steps": ("INT", {"default": 0, "min": 0, "max": 1000, "tooltip": (
+                    "0 keeps the saved step count; another value stretches the schedule log-linearly "
+                    "(it was searched for its own step count, so expect less benefit).")}),
+                "allow_other_model_type": ("BOOLEAN", {"default": False, "tooltip": (
+                    "A schedule found for another model type is refused unless this is on.")}),
+            },
+        }
+
+    RETURN_TYPES = ("SIGMAS", "STRING")
+    RETURN_NAMES = ("sigmas", "report")
+    OUTPUT_TOOLTIPS = ("The schedule for this model: steps + 1 values ending in 0.",
+                       "The schedule as text, with the fitness and baselines saved with it.")
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Load a schedule saved by EvoTimestepSchedule (or shipped with the pack) as SIGMAS."
+
+    def load(self, schedule, model, steps=0, allow_other_model_type=False):
+        record = load_record(library_path(schedule))
+        info = model_info(model)
+        if record.model_type != info.model_type and not allow_other_model_type:
+            raise ValueError(f"schedule {schedule!r} was found for model type {record.model_type}, but this model is "
+                             f"{info.model_type}; search one for this model with EvoTimestepSchedule, or turn on "
+                             "allow_other_model_type to map it to this model's sigma range anyway")
+        sigmas = torch.tensor(record.sigmas, dtype=torch.float32)
+        notes = []
+        if not (math.isclose(info.sigma_min, record.sigma_min, rel_tol=1e-4)
+                and math.isclose(info.sigma_max, record.sigma_max, rel_tol=1e-4)):
+            sigmas = resample_log_sigmas(sigmas, info.sigma_min, info.sigma_max, record.sigma_min, record.sigma_max)
+            notes.append(f"mapped in log sigma from [{record.sigma_min:.4g}, {record.sigma_max:.4g}] to "
+                         f"[{info.sigma_min:.4g}, {info.sigma_max:.4g}]")
+        if steps and steps != record.steps:
+            sigmas = resample_log_steps(sigmas, steps)
+            notes.append(f"stretched from {record.steps} to {steps} steps")
+        sigmas = validate_sigmas(sigmas, info.sigma_min, info.sigma_max, name=f"schedule {schedule!r}")
+        text = describe(record)
+        if notes:
+            text = ", ".join(f"{v:.4g}" if v else "0" for v in sigmas.tolist()) + f"\n({'; '.join(notes)})\n" + text
+        return (sigmas, text)
+
+
+class TimestepScheduleFromText:
+    """SIGMAS from a pasted list, so a shared workflow carries its schedule and reproduces without searching."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "text": ("STRING", {"multiline": True, "default": "14.61, 3.2, 0.9, 0.2, 0", "tooltip": (
+                    "Sigmas separated by commas, spaces or new lines, strictly decreasing and ending in 0 "
+                    "(the first line of EvoTimestepSchedule's report).")}),
+            },
+            "optional": {
+                "model": ("MODEL", {"tooltip": (
+                    "When connected, the schedule must lie inside this model's sigma range.")}),
+            },
+        }
+
+    RETURN_TYPES = ("SIGMAS", "STRING")
+    RETURN_NAMES = ("sigmas", "text")
+    OUTPUT_TOOLTIPS = ("The schedule as SIGMAS (steps + 1 values).", "The schedule as normalised text.")
+    FUNCTION = "parse"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Turn a pasted list of sigmas into SIGMAS, checked for order, the final 0 and the model's range."
+
+    def parse(self, text, model=None):
+        values = parse_sigma_text(text, name="text")
+        lo, hi = _model_range(model) if model is not None else (None, None)
+        sigmas = validate_sigmas(values, lo, hi, name="text")
+        return (sigmas, ", ".join(f"{v:.6g}" if v else "0" for v in sigmas.tolist()))
+
+
+NODE_CLASS_MAPPINGS = {
+    "EvoTimestepSchedule": EvoTimestepSchedule,
+    "LoadTimestepSchedule": LoadTimestepSchedule,
+    "TimestepScheduleFromText": TimestepScheduleFromText,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "EvoTimestepSchedule": "Evolutionary Timestep Schedule (AdaptiveSkip)",
+    "LoadTimestepSchedule": "Load Timestep Schedule (AdaptiveSkip)",
+    "TimestepScheduleFromText": "Timestep Schedule From Text (AdaptiveSkip)",
+}

@@ -1,0 +1,371 @@
+"""Run many candidate schedules through a ComfyUI sampler at once, and describe a MODEL for the schedule cache.
+
+Candidates share one sampling run: a KSAMPLER whose function starts the real sampler function once per candidate,
+each in its own thread with its own schedule, and merges their model calls (same step of every candidate) into one
+batched call with per-sample σ. The samplers' own code does all the arithmetic, so a candidate's result is what
+SamplerCustom would give for it; only the model calls are shared. Calls that are identical for every candidate
+(the first step, at the common σ_max) are made once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+import comfy.model_management
+import comfy.model_sampling
+import comfy.sample
+import comfy.samplers
+import comfy.supported_models
+
+from ..core.sampler_steps import calls_per_step
+from ..core.schedules import BUILTIN_NAMES, TABLE_SCHEDULES, builtin_schedule
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the schedule search needs to know about a MODEL."""
+
+    sigma_min: float
+    sigma_max: float
+    model_type: str          # e.g. "SD15/EPS": the model config and prediction type, stored with schedules
+    ays_family: str | None   # key of AYS_NOISE_LEVELS, or None
+    table: torch.Tensor | None  # ascending discrete σ table when the model uses ModelSamplingDiscrete's maps
+
+
+def model_info(model) -> ModelInfo:
+    ms = model.get_model_object("model_sampling")
+    config = model.model.model_config
+    ays_family = None
+    if isinstance(config, comfy.supported_models.SD15):
+        ays_family = "SD1"
+    elif isinstance(config, comfy.supported_models.SDXL):
+        ays_family = "SDXL"
+    elif isinstance(config, comfy.supported_models.SVD_img2vid):
+        ays_family = "SVD"
+    discrete = comfy.model_sampling.ModelSamplingDiscrete
+    table = None
+    if (isinstance(ms, discrete) and type(ms).timestep is discrete.timestep and type(ms).sigma is discrete.sigma):
+        table = ms.sigmas.detach().float().cpu()
+    model_type = f"{type(config).__name__}/{getattr(model.model.model_type, 'name', model.model.model_type)}"
+    return ModelInfo(float(ms.sigma_min), float(ms.sigma_max), model_type, ays_family, table)
+
+
+def builtin_baselines(model, sampler_name: str, steps: int) -> dict[str, torch.Tensor]:
+    """Every built-in schedule at `steps` steps as the stock KSampler would compute it for this sampler."""
+    info = model_info(model)
+    discard = sampler_name in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS
+    ms = model.get_model_object("model_sampling")
+    out = {}
+    for name in BUILTIN_NAMES:
+        if name in TABLE_SCHEDULES and info.table is None:
+            if name not in comfy.samplers.SCHEDULER_HANDLERS:
+                continue
+            n = steps + 1 if discard else steps
+            sigmas = comfy.samplers.calculate_sigmas(ms, name, n).float().cpu()  # host formula for other models
+            sigmas = torch.cat([sigmas[:-2], sigmas[-1:]]) if discard else sigmas
+        else:
+            table = info.table if info.table is not None else torch.tensor([info.sigma_min, info.sigma_max])
+            sigmas = builtin_schedule(name, steps, table, info.ays_family, discard)
+        if sigmas is not None and len(sigmas) == steps + 1:
+            out[name] = sigmas
+    return out
+
+
+def sampler_calls(sampler_name: str, sigmas: Sequence[float]) -> int | None:
+    """Model calls the sampler makes for one sample over this schedule, or None when it is not fixed."""
+    function = comfy.samplers.sampler_object(sampler_name).sampler_function
+    per_step = calls_per_step(getattr(function, "__name__", ""))
+    if per_step is None:
+        return None
+    values = [float(v) for v in sigmas]
+    return sum(per_step(i, values) for i in range(len(values) - 1))
+
+
+# --- identity for the cache ------------------------------------------------------------------------------------
+def _digest(obj, h, depth: int = 0, sample: int = 0) -> None:
+    """Feed a stable description of obj into hash h: tensors by shape, dtype and values (all of them, or `sample`
+    evenly spaced ones when sample > 0), containers recursively, other objects by type name."""
+    if depth > 6:
+        h.update(b"<deep>")
+    elif isinstance(obj, torch.Tensor):
+        h.update(f"T{tuple(obj.shape)}{obj.dtype}".encode())
+        try:
+            flat = obj.detach().reshape(-1)
+            if sample and flat.numel() > sample:
+                flat = flat[::max(flat.numel() // sample, 1)][:sample]
+            h.update(flat.float().cpu().numpy().tobytes())
+        except (RuntimeError, TypeError, NotImplementedError):  # quantised or exotic tensor types: shape only
+            h.update(b"<opaque>")
+    elif isinstance(obj, dict):
+        for key in sorted(obj, key=str):
+            h.update(f"K{key}".encode())
+            _digest(obj[key], h, depth + 1, sample)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)}".encode())
+        for item in obj:
+            _digest(item, h, depth + 1, sample)
+    elif obj is None or isinstance(obj, (bool, int, float, str)):
+        h.update(repr(obj).encode())
+    elif callable(obj):
+        h.update(getattr(obj, "__qualname__", type(obj).__qualname__).encode())
+    else:
+        h.update(type(obj).__qualname__.encode())
+        state = getattr(obj, "__dict__", None)
+        if isinstance(state, dict) and depth < 3:
+            _digest({k: v for k, v in state.items() if not k.startswith("_")}, h, depth + 1, sample)
+
+
+def model_identity(model) -> str:
+    """A fingerprint of the model as it samples: architecture, a sample of every weight, weight patches (LoRA),
+    the noise schedule, and the names of any model patches. Cheap: reads 64 values per tensor."""
+    h = hashlib.sha256()
+    inner = model.model
+    h.update(model_info(model).model_type.encode())
+    for name, tensor in list(inner.diffusion_model.state_dict(keep_vars=True).items()):
+        h.update(name.encode())
+        _digest(tensor, h, sample=64)
+    for key in sorted(model.patches):
+        h.update(key.encode())
+        _digest(model.patches[key], h, sample=64)
+    ms = model.get_model_object("model_sampling")
+    _digest(getattr(ms, "sigmas", None), h, sample=256)
+    h.update(f"{float(ms.sigma_min)}/{float(ms.sigma_max)}/{sorted(model.object_patches)}".encode())
+    _digest(model.model_options, h, sample=64)
+    return h.hexdigest()
+
+
+def conditioning_digest(conditioning) -> str:
+    h = hashlib.sha256()
+    _digest(conditioning, h)
+    return h.hexdigest()
+
+
+def cache_key(**parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --- running candidates ----------------------------------------------------------------------------------------
+class _Aborted(Exception):
+    """Raised inside candidate threads when the batch they wait for is abandoned (Cancel or an error)."""
+
+
+class _ModelProxy:
+    """What a candidate's sampler function calls as its model: hands the call to the lock-step batcher."""
+
+    def __init__(self, lockstep: _LockStep, index: int, model_k):
+        self._lockstep, self._index, self._model_k = lockstep, index, model_k
+
+    def __call__(self, x, sigma, **kwargs):
+        return self._lockstep.request(self._index, x, sigma, kwargs)
+
+    def __getattr__(self, name):  # samplers read e.g. model.inner_model.inner_model.model_sampling
+        return getattr(self._model_k, name)
+
+
+class _LockStep:
+    """One thread per candidate; each model call waits until every live candidate has asked, then one batch runs."""
+
+    def __init__(self, model_k, on_call: Callable[[int], None]):
+        self.model_k, self.on_call = model_k, on_call
+        self.cond = threading.Condition()
+        self.pending: dict[int, tuple] = {}
+        self.results: dict[int, object] = {}
+        self.aborted = False
+
+    def request(self, index, x, sigma, kwargs):
+        with self.cond:
+            if self.aborted:
+                raise _Aborted()
+            self.pending[index] = (x, sigma, kwargs)
+            self.cond.notify_all()
+            while index not in self.results:
+                self.cond.wait()
+            result = self.results.pop(index)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def run(self, sampler, x: torch.Tensor, schedules: list[torch.Tensor], extra_args: dict) -> list[torch.Tensor]:
+        n = len(schedules)
+        outputs: list = [None] * n
+        errors: list = [None] * n
+        done = [False] * n
+        grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+        def work(i):
+            try:
+                with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                    outputs[i] = sampler.sampler_function(
+                        _ModelProxy(self, i, self.model_k), x.clone(), schedules[i], extra_args=dict(extra_args),
+                        callback=None, disable=True, **sampler.extra_options)
+            except BaseException as err:  # noqa: BLE001 - handed to the main thread
+                errors[i] = err
+            finally:
+                with self.cond:
+                    done[i] = True
+                    self.cond.notify_all()
+
+        threads = [threading.Thread(target=work, args=(i,), daemon=True, name=f"evo-candidate-{i}") for i in range(n)]
+        for t in threads:
+            t.start()
+        try:
+            while True:
+                with self.cond:
+                    while not all(done[i] or i in self.pending for i in range(n)):
+                        self.cond.wait()
+                    if all(done):
+                        break
+                    batch, self.pending = self.pending, {}
+                answers = self._serve(batch)
+                with self.cond:
+                    self.results.update(answers)
+                    self.cond.notify_all()
+        except BaseException:
+            with self.cond:
+                self.aborted = True
+                for i in self.pending:
+                    self.results[i] = _Aborted()
+                self.pending = {}
+                self.cond.notify_all()
+            for t in threads:
+                t.join(timeout=30)
+            raise
+        for t in threads:
+            t.join()
+        for err in errors:
+            if err is not None and not isinstance(err, _Aborted):
+                raise err
+        return outputs
+
+    def _serve(self, batch: dict[int, tuple]) -> dict[int, object]:
+        """One batched model call per group of compatible requests; identical requests are computed once."""
+        groups: dict[tuple, list[int]] = {}
+        for i, (_, _, kwargs) in batch.items():
+            groups.setdefault(tuple(sorted((k, id(v)) for k, v in kwargs.items())), []).append(i)
+        answers: dict[int, object] = {}
+        for members in groups.values():
+            unique: list[int] = []
+            same_as: dict[int, int] = {}
+            for i in members:
+                x, sigma, _ = batch[i]
+                for u in unique:
+                    ux, us, _ = batch[u]
+                    if ux.shape == x.shape and torch.equal(us, sigma) and torch.equal(ux, x):
+                        same_as[i] = u
+                        break
+                else:
+                    unique.append(i)
+            self.on_call(sum(batch[u][0].shape[0] for u in unique))
+            kwargs = batch[unique[0]][2]
+            xs = torch.cat([batch[u][0] for u in unique])
+            sigmas = torch.cat([batch[u][1].reshape(-1).expand(batch[u][0].shape[0]) for u in unique])
+            out = self.model_k(xs, sigmas, **kwargs)
+            parts = torch.split(out, [batch[u][0].shape[0] for u in unique])
+            for u, part in zip(unique, parts):
+                answers[u] = part
+            for i, u in same_as.items():
+                answers[i] = answers[u]
+        return answers
+
+
+class CandidateRunner:
+    """Samples K seeds of one latent with a fixed model, conditioning, cfg and sampler, for many schedules.
+
+    Seed i's noise is comfy.sample.prepare_noise(latent, seed + i): what KSampler gives for seed + i at batch 1.
+    Counts per-sample model calls in `calls` (an identical call shared by candidates counts once).
+    """
+
+    def __init__(self, model, positive, negative, cfg: float, sampler_name: str, latent: dict, num_seeds: int,
+                 seed: int, candidates_per_call: int = 8, on_call: Callable[[int], None] | None = None):
+        self.model, self.cfg, self.sampler_name, self.seed = model, float(cfg), sampler_name, int(seed)
+        self.positive, self.negative = positive, negative
+        self.candidates_per_call = max(int(candidates_per_call), 1)
+        self.on_call_hook = on_call
+        self.calls = 0
+        samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])[:1]
+        self.latent = samples.repeat(num_seeds, *([1] * (samples.ndim - 1)))
+        self.noise = torch.cat([comfy.sample.prepare_noise(samples, self.seed + i) for i in range(num_seeds)])
+
+    def _on_call(self, rows: int) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        self.calls += rows
+        if self.on_call_hook is not None:
+            self.on_call_hook(rows)
+
+    def _guider(self):
+        guider = comfy.samplers.CFGGuider(self.model)
+        guider.set_conds(self.positive, self.negative)
+        guider.set_cfg(self.cfg)
+        return guider
+
+    def sample(self, sigmas, sampler_name: str | None = None) -> torch.Tensor:
+        """One ordinary sampling run (e.g. the many-step reference) of all K seeds: (K, C, H, W) float32 on CPU."""
+        sampler = comfy.samplers.sampler_object(sampler_name or self.sampler_name)
+        inner = sampler.sampler_function
+
+        def counted(model_k, x, sigmas, **kwargs):
+            return inner(_Counted(model_k, self._on_call), x, sigmas, **kwargs)
+
+        run = comfy.samplers.KSAMPLER(counted, sampler.extra_options, sampler.inpaint_options)
+        sigmas = torch.as_tensor(sigmas, dtype=torch.float32).clone()
+        out = self._guider().sample(self.noise, self.latent, run, sigmas, disable_pbar=True, seed=self.seed)
+        return out.float().cpu()
+
+    def run(self, schedules: Sequence[Sequence[float]]) -> list[torch.Tensor]:
+        """Sample every schedule (all starting at the same σ) for the K seeds; one (K, C, H, W) tensor each."""
+        if not schedules:
+            return []
+        groups: dict[float, list[int]] = {}
+        for i, s in enumerate(schedules):
+            groups.setdefault(float(s[0]), []).append(i)
+        results: list = [None] * len(schedules)
+        for members in groups.values():
+            tensors = [torch.as_tensor(schedules[i], dtype=torch.float32) for i in members]
+            for i, out in zip(members, self._run_group(tensors)):
+                results[i] = out
+        return results
+
+    def _run_group(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        sampler = comfy.samplers.sampler_object(self.sampler_name)
+        k = self.noise.shape[0]
+        chunk = self.candidates_per_call
+
+        def many(model_k, x, sigmas, extra_args=None, callback=None, disable=None, **_):
+            outs = []
+            device = x.device
+            for start in range(0, len(tensors), chunk):
+                part = [t.to(device) for t in tensors[start:start + chunk]]
+                outs.extend(_LockStep(model_k, self._on_call).run(sampler, x, part, extra_args or {}))
+            return torch.cat(outs)
+
+        run = comfy.samplers.KSAMPLER(many, {}, sampler.inpaint_options)
+        out = self._guider().sample(self.noise, self.latent, run, tensors[0].clone(), disable_pbar=True,
+                                    seed=self.seed).float().cpu()
+        return list(torch.split(out, k))
+
+
+class _Counted:
+    """A model_k stand-in that counts calls (per sample) and checks for Cancel before each."""
+
+    def __init__(self, model_k, on_call):
+        self._model_k, self._on_call = model_k, on_call
+
+    def __call__(self, x, sigma, **kwargs):
+        self._on_call(x.shape[0])
+        return self._model_k(x, sigma, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._model_k, name)
+
+
+def mse_per_candidate(outputs: list[torch.Tensor], reference: torch.Tensor) -> list[float]:
+    """Mean squared difference to the reference over all seeds and latent elements, per candidate."""
+    return [float(((o.float() - reference.float()) ** 2).mean()) for o in outputs]
