@@ -153,34 +153,48 @@ def main(argv: list[str] | None = None) -> int:
             check = H.high_accuracy_spec(harness, ode.section, mode, steps=mode.check_steps, sampler="heun")
             checks.append((ode, check))
             specs.setdefault(check.key, check)
+    notes: list[str] = []
+    oracle_module = None if args.no_oracle else optional_module(pack, "oracle")
+    if args.no_oracle:
+        notes.append("oracle: skipped (--no-oracle)")
+    elif oracle_module is None:
+        notes.append("oracle: core/oracle.py is not present; the oracle columns are left out")
+    elif not mode.oracle:
+        notes.append(f"oracle: not searched in {mode.name} mode (its greedy search costs thousands of batched "
+                     "sampling runs; see --full)")
+    else:
+        notes += OPT.oracle_specs(pack, harness, plans, mode, lambda m: log.warning("%s", m))
+    for sp in plans:
+        for spec in sp.runs:
+            specs.setdefault(spec.key, spec)
+    schedule_entries = []
+    if not args.no_schedules:
+        schedule_entries, schedule_notes = OPT.schedule_specs(pack, harness, comfy_env.PACK_ROOT)
+        notes += schedule_notes
+        for _rec, mine, builtins in schedule_entries:
+            for spec in [mine] + builtins:
+                specs.setdefault(spec.key, spec)
     log.warning("benchmark: %d distinct runs x %d pass(es), %d seeds, %s", len(specs), mode.repeats, mode.seeds,
                 ", ".join(sp.section.name for sp in plans))
     rng = random.Random(0)
     results = run_all(harness, list(specs.values()), mode.repeats, rng)
+    if oracle_module is not None and mode.oracle and not args.no_oracle:
+        notes += OPT.driver_check(pack, harness, plans, results, mode)
 
     metrics = importlib.import_module(f"{pack.__name__}.core.metrics")
     features = importlib.import_module(f"{pack.__name__}.core.digits_features")
     scorer = R.Scorer(metrics, features, features.load_digits_classifier(M.CLASSIFIER_PATH), decode)
 
-    extra_rows: dict[str, list[P.RunSpec]] = {sp.section.name: [] for sp in plans}
-    notes: list[str] = []
     if any(s.method == P.EASYCACHE for s in specs.values()) and H.easycache_needs_fix():
         notes.append(H.EASYCACHE_FIX_NOTE)
-    oracle = None if args.no_oracle else optional_module(pack, "oracle")
-    if args.no_oracle:
-        notes.append("oracle: skipped (--no-oracle)")
-    elif oracle is None:
-        notes.append("oracle: core/oracle.py is not present; the oracle columns are left out")
-    elif mode.oracle_reuse:
-        notes += OPT.run_oracle(oracle, harness, plans, results, mode, extra_rows)
     schedule_md = ""
-    if not args.no_schedules:
-        schedule_md, schedule_notes = OPT.run_schedules(pack, harness, plans, results, mode, scorer)
-        notes += schedule_notes
+    ode_high = next((sp.high for sp in plans if sp.section.kind == "ode" and sp.section.scheduler == "karras"), None)
+    if schedule_entries and ode_high is not None:
+        schedule_md = OPT.schedule_markdown(schedule_entries, results, results[ode_high.key].samples, scorer)
 
     rows = []
     for sp in plans:
-        rows += R.score_section(sp, results, scorer, extra=extra_rows[sp.section.name])
+        rows += R.score_section(sp, results, scorer)
     R.write_csv(rows, out / "benchmark.csv")
 
     reference_lines = []
@@ -198,10 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     overhead = None
     if mode.sd15_steps and not args.no_sd15:
         from bench import overhead as O
-        overhead = O.measure_sd15_overhead(pack, mode.sd15_steps, repeats=2, log=lambda m: log.warning("%s", m))
+        overhead = O.measure_sd15_overhead(pack, mode.sd15_steps, repeats=1, log=lambda m: log.warning("%s", m))
         (out / "overhead_sd15.json").write_text(json.dumps(overhead, indent=2))
 
-    pareto_paths = PL.plot_pareto(rows, out)
+    pareto_paths = PL.plot_pareto(rows, out, optional_module(pack, "draw"))
     machine["load_average_end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     machine["benchmark_wall_s"] = f"{time.perf_counter() - wall_start:.0f}"
     md = MD.markdown_report(mode, plans, rows, reference_lines, notes, machine, command, overhead, schedule_md,

@@ -130,8 +130,9 @@ class Harness:
         st.calls.append((total, st.inner_time if st.inner_called else None))
         options = args[2] if len(args) > 2 else kwargs.get("model_options", {})
         run = options.get("transformer_options", {}).get(self.patch.RUN_KEY)
-        if run is not None and run.controller is not None:
-            st.controller_bytes = max(st.controller_bytes, tensor_bytes(run.controller))
+        if run is not None:
+            controllers = getattr(run, "controllers", None) or [getattr(run, "controller", None)]
+            st.controller_bytes = max(st.controller_bytes, tensor_bytes([c for c in controllers if c is not None]))
         return out
 
     def _inner(self, executor, *args, **kwargs):
@@ -255,10 +256,11 @@ def high_accuracy_spec(harness: Harness, section: P.Section, mode: P.Mode, steps
     is respected) to the model's σ_min. SDE samplers: the same SDE sampler at `steps` Karras steps with the same
     seed; ComfyUI's Brownian-tree noise makes runs with the same σ range follow the same Brownian path.
     """
-    steps = steps or mode.high_steps
     if section.kind == "sde":
+        steps = steps or mode.sde_high_steps
         return P.RunSpec(P.HIGH, sampler or section.sampler, "karras", steps,
                          label=f"{sampler or section.sampler} {steps} steps")
+    steps = steps or mode.high_steps
     first = float(harness.sigmas_for(section.sampler, section.scheduler, mode.steps)[0])
     sigma_min = float(harness.model_sampling.sigma_min)
     solver = sampler or "dpmpp_2m"

@@ -54,6 +54,8 @@ class Section:
     sampler: str
     scheduler: str
     kind: str = "ode"
+    peers: tuple[str, ...] | None = None  # fewer-steps peers; None: the mode's ODE or SDE list
+    lite: bool = False  # only the rule sweep (largest C_max), call targets and caches: saves time on a side sampler
 
     @property
     def name(self) -> str:
@@ -73,7 +75,8 @@ class Mode:
     sections: tuple[Section, ...]
     ode_peers: tuple[str, ...]
     sde_peers: tuple[str, ...]
-    high_steps: int
+    high_steps: int  # ODE high-accuracy reference: dpmpp_2m steps
+    sde_high_steps: int  # SDE high-accuracy reference: the SDE sampler's steps
     check_steps: int  # a second high-accuracy solver run to show the reference has converged (0: skip)
     official_deltas: tuple[float, ...]
     paper_deltas: tuple[float, ...]
@@ -83,8 +86,9 @@ class Mode:
     error_deltas: tuple[float, ...]
     strides: tuple[int, ...]
     cache_thresholds: tuple[float, ...]
-    oracle_reuse: tuple[str, ...] = ("hold", "quadratic")
-    oracle_seeds: int = 4
+    oracle: tuple[tuple[str, str], ...] = ()  # (section sampler, reuse) pairs the oracle searches
+    oracle_budgets: tuple[int, ...] = ()
+    oracle_seeds: int = 1
     sd15_steps: int = 6
     repeats: int = 1
     latent_side: int = 32  # EmptyLatentImage pixels: 32 gives the bundled model's 4x4 latent
@@ -92,35 +96,36 @@ class Mode:
 
 SECTIONS = {
     "euler": Section("euler", "karras"),
-    "ddim": Section("ddim", "ddim_uniform"),
+    "ddim": Section("ddim", "ddim_uniform", peers=("ipndm", "dpmpp_2m"), lite=True),
     "dpmpp_2m": Section("dpmpp_2m", "karras"),
     "dpmpp_2m_sde": Section("dpmpp_2m_sde", "karras", "sde"),
 }
 ODE_PEERS = ("ipndm", "ipndm_v", "deis", "lms", "uni_pc", "dpmpp_2m", "res_multistep")
 SDE_PEERS = ("dpmpp_2m_sde_heun", "dpmpp_3m_sde")
 
+# Sizes: a model call of the bundled model costs ~85 ms for 16 seeds (CFG batch 32) on one 2020s CPU thread,
+# ~50 ms for 8 seeds. Full: ~10k calls plus the oracle search; quick: ~2.5k calls.
 MODES = {
     "full": Mode(
-        name="full", model="bundled", seeds=32, steps=50, cfg=4.0, budgets=tuple(range(13, 26)),
+        name="full", model="bundled", seeds=16, steps=50, cfg=4.0, budgets=tuple(range(13, 26, 2)),
         sections=(SECTIONS["euler"], SECTIONS["ddim"], SECTIONS["dpmpp_2m"], SECTIONS["dpmpp_2m_sde"]),
-        ode_peers=ODE_PEERS, sde_peers=SDE_PEERS, high_steps=500, check_steps=250,
+        ode_peers=ODE_PEERS, sde_peers=SDE_PEERS, high_steps=300, sde_high_steps=500, check_steps=150,
         official_deltas=(0.0025, 0.005, 0.01, 0.02, 0.05), paper_deltas=(0.05, 0.1, 0.2, 0.4, 0.8),
         cmax=(2, 4), criteria=("official", "strict", "paper"), reuse_deltas=(0.005, 0.01, 0.02, 0.05),
-        error_deltas=(0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.25, 0.4),
-        strides=(2, 3, 4), cache_thresholds=(0.05, 0.1, 0.2, 0.3, 0.5, 1.0), oracle_seeds=4, sd15_steps=6),
+        error_deltas=(0.02, 0.04, 0.07, 0.1, 0.15, 0.25), strides=(2, 3, 4), cache_thresholds=(0.05, 0.1, 0.2, 0.4),
+        oracle=(("euler", "hold"), ("euler", "quadratic"), ("dpmpp_2m", "quadratic")), oracle_budgets=(13, 19, 25),
+        oracle_seeds=1, sd15_steps=5),
     "quick": Mode(
-        name="quick", model="bundled", seeds=8, steps=50, cfg=4.0, budgets=(13, 16, 19, 22, 25),
+        name="quick", model="bundled", seeds=8, steps=50, cfg=4.0, budgets=(13, 19, 25),
         sections=(SECTIONS["euler"], SECTIONS["dpmpp_2m"], SECTIONS["dpmpp_2m_sde"]),
-        ode_peers=ODE_PEERS, sde_peers=SDE_PEERS, high_steps=200, check_steps=0,
-        official_deltas=(0.005, 0.01, 0.05), paper_deltas=(0.1, 0.4), cmax=(4,),
-        criteria=("official", "strict", "paper"), reuse_deltas=(0.01,), error_deltas=(0.02, 0.07, 0.2),
-        strides=(3,), cache_thresholds=(0.1, 0.3), oracle_reuse=("quadratic",), oracle_seeds=2, sd15_steps=3),
+        ode_peers=ODE_PEERS, sde_peers=SDE_PEERS, high_steps=200, sde_high_steps=200, check_steps=0,
+        official_deltas=(0.01, 0.05), paper_deltas=(0.2,), cmax=(4,), criteria=("official", "strict", "paper"),
+        reuse_deltas=(0.01,), error_deltas=(0.05, 0.2), strides=(3,), cache_thresholds=(0.2,), sd15_steps=3),
     "smoke": Mode(
         name="smoke", model="tiny", seeds=2, steps=8, cfg=4.0, budgets=(5,),
-        sections=(SECTIONS["euler"],), ode_peers=("dpmpp_2m",), sde_peers=(), high_steps=16,
+        sections=(SECTIONS["euler"],), ode_peers=("dpmpp_2m",), sde_peers=(), high_steps=16, sde_high_steps=16,
         check_steps=0, official_deltas=(0.0,), paper_deltas=(), cmax=(2,), criteria=("official",),
-        reuse_deltas=(), error_deltas=(), strides=(2,), cache_thresholds=(0.3,), oracle_reuse=(),
-        oracle_seeds=2, sd15_steps=0, latent_side=32),
+        reuse_deltas=(), error_deltas=(), strides=(2,), cache_thresholds=(0.3,), sd15_steps=0),
 }
 
 
@@ -148,7 +153,7 @@ def fewer_steps_runs(mode: Mode, section: Section) -> list[RunSpec]:
     """Fewer steps of the section's own sampler and of its peers, one run per budget (one call per step)."""
     out = [RunSpec(FEWER, section.sampler, section.scheduler, n, label=f"{section.sampler} {n} steps")
            for n in mode.budgets]
-    peers = mode.sde_peers if section.kind == "sde" else mode.ode_peers
+    peers = section.peers if section.peers is not None else (mode.sde_peers if section.kind == "sde" else mode.ode_peers)
     for peer in peers:
         if peer == section.sampler:
             continue
@@ -162,9 +167,12 @@ def adaptive_runs(mode: Mode, section: Section) -> list[RunSpec]:
     for criterion in mode.criteria:
         deltas = mode.paper_deltas if criterion == "paper" else mode.official_deltas
         for delta in deltas:
-            for cmax in mode.cmax:
+            for cmax in (mode.cmax[-1:] if section.lite else mode.cmax):
                 out.append(_skip(f"{criterion} δ={delta:g} C={cmax}", section, n, criterion=criterion,
                                  threshold=delta, max_consecutive_skips=cmax, reuse="hold"))
+    if section.lite:
+        return out + [_skip(f"calls {t} {reuse}", section, n, criterion="calls", target_calls=t, reuse=reuse)
+                      for t in mode.budgets for reuse in ("hold", "linear", "quadratic")]
     for reuse in ("linear", "quadratic"):
         for delta in mode.reuse_deltas:
             out.append(_skip(f"official δ={delta:g} {reuse}", section, n, criterion="official", threshold=delta,

@@ -18,20 +18,18 @@ PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 
 
 def family(row: dict[str, Any]) -> str:
-    """The legend entry a run belongs to."""
+    """The legend entry a run belongs to (eight groups, so colours stay distinguishable)."""
     m = row["method"]
     if m == P.ADAPTIVE:
         crit, reuse = row.get("criterion"), row.get("reuse")
-        if crit in ("official", "strict", "paper") and reuse == "hold":
-            return f"AdaptiveSkip {crit} (hold)"
-        if crit == "official":
-            return "AdaptiveSkip official (extrapolated)"
-        if crit == "calls":
-            return f"AdaptiveSkip calls ({reuse})"
-        return f"AdaptiveSkip {crit}"
-    return {P.FEWER: "fewer steps (same sampler)", P.OTHER: "fewer steps (other samplers)", P.EASYCACHE: "EasyCache",
-            P.LAZYCACHE: "LazyCache", P.ORACLE: "oracle", P.FULL: "full steps", P.HIGH: "high-accuracy",
-            P.SCHEDULE: "schedule"}.get(m, m)
+        if reuse != "hold":
+            return "AdaptiveSkip extrapolated (any rule)"
+        if crit in ("official", "strict", "paper"):
+            return "AdaptiveSkip official/strict/paper, hold"
+        return "AdaptiveSkip calls/stride, hold"
+    return {P.FEWER: "fewer steps, same sampler", P.FULL: "fewer steps, same sampler",
+            P.OTHER: "fewer steps, other samplers", P.EASYCACHE: "EasyCache", P.LAZYCACHE: "LazyCache",
+            P.ORACLE: "oracle path", P.HIGH: "high-accuracy", P.SCHEDULE: "schedule"}.get(m, m)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -138,14 +136,53 @@ def pareto_figure(rows: list[dict[str, Any]], path: Path, panels: list[tuple[str
     return path
 
 
-def plot_pareto(rows: list[dict[str, Any]], out_dir: Path, pareto_fn: Callable | None = None) -> list[Path]:
-    """The two Pareto figures: fidelity vs model calls (both references) and fidelity vs wall time."""
-    calls = pareto_figure(rows, out_dir / "pareto_calls.png",
-                          [("model_calls", "psnr_high_latent", "model calls", False),
-                           ("model_calls", "psnr_full_latent", "model calls", False)],
-                          "Fidelity (latent PSNR, dB) vs model calls — left: vs high-accuracy reference, right: vs full-step run")
-    wall = pareto_figure(rows, out_dir / "pareto_wall.png",
-                         [("wall_s", "psnr_high_latent", "wall time (s)", True),
-                          ("wall_s", "psnr_full_latent", "wall time (s)", True)],
-                         "Fidelity (latent PSNR, dB) vs wall time — left: vs high-accuracy reference, right: vs full-step run")
-    return [calls, wall]
+def _series(rows: list[dict[str, Any]], xcol: str, ycol: str) -> dict[str, list[tuple[float, float]]]:
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        x, y = r.get(xcol), r.get(ycol)
+        if r["method"] != P.HIGH and isinstance(x, (int, float)) and isinstance(y, (int, float)) and x > 0 \
+                and math.isfinite(y):
+            series.setdefault(family(r), []).append((float(x), float(y)))
+    return series
+
+
+def core_figure(draw_mod, rows: list[dict[str, Any]], path: Path, panels: list[tuple[str, str, str, bool]]) -> Path:
+    """The same grid drawn with the pack's core/draw.py (draw_pareto, hstack, vstack); each family is drawn as
+    its own Pareto front so sweeps read as curves."""
+    sections = list(dict.fromkeys(r["section"] for r in rows))
+    lines = []
+    for section in sections:
+        srows = [r for r in rows if r["section"] == section]
+        panes = []
+        for xcol, ycol, xlabel, logx in panels:
+            series = {k: pareto_front(v) for k, v in _series(srows, xcol, ycol).items()}
+            ref = "high-accuracy reference" if "high" in ycol else "full-step run"
+            panes.append(draw_mod.draw_pareto(series, xlabel, f"latent PSNR vs {ref} (dB)",
+                                              title=f"{section}: fidelity vs {xlabel}", width=640, height=460,
+                                              log_x=logx))
+        lines.append(draw_mod.hstack(panes))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draw_mod.vstack(lines).save(path, "PNG")
+    return path
+
+
+def plot_pareto(rows: list[dict[str, Any]], out_dir: Path, draw_mod=None) -> list[Path]:
+    """The two Pareto figures: fidelity vs model calls (both references) and fidelity vs wall time.
+
+    Uses the pack's core/draw.py when given (draw_pareto), else this module's Pillow drawing."""
+    figures = [("pareto_calls.png", [("model_calls", "psnr_high_latent", "model calls", False),
+                                     ("model_calls", "psnr_full_latent", "model calls", False)],
+                "Fidelity (latent PSNR, dB) vs model calls — left: vs high-accuracy reference, right: vs full-step run"),
+               ("pareto_wall.png", [("wall_s", "psnr_high_latent", "wall time (s)", True),
+                                    ("wall_s", "psnr_full_latent", "wall time (s)", True)],
+                "Fidelity (latent PSNR, dB) vs wall time — left: vs high-accuracy reference, right: vs full-step run")]
+    out = []
+    for name, panels, title in figures:
+        if draw_mod is not None and hasattr(draw_mod, "draw_pareto"):
+            try:
+                out.append(core_figure(draw_mod, rows, out_dir / name, panels))
+                continue
+            except (TypeError, ValueError, AttributeError):  # an API change in core/draw.py: fall back
+                pass
+        out.append(pareto_figure(rows, out_dir / name, panels, title))
+    return out
