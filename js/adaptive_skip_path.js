@@ -96,7 +96,8 @@ function hitTest(geometry, px, py) {
 function makeDomWidget(node) {
   const root = document.createElement("div");
   root.className = "adaptive-skip-path";
-  root.style.cssText = "display:flex;flex-direction:column;width:100%;box-sizing:border-box;padding:0 4px;";
+  root.style.cssText = "display:flex;flex-direction:column;width:100%;box-sizing:border-box;padding:0 4px;" +
+    "pointer-events:auto;";
   const canvas = document.createElement("canvas");
   canvas.className = "adaptive-skip-path-strip";
   canvas.style.cssText = "width:100%;display:block;cursor:crosshair;";
