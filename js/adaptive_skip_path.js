@@ -103,7 +103,7 @@ function makeDomWidget(node) {
   canvas.style.cssText = "width:100%;display:block;cursor:crosshair;";
   const label = document.createElement("div");
   label.className = "adaptive-skip-path-label";
-  label.style.cssText = "font:11px sans-serif;color:var(--input-text,#ddd);white-space:nowrap;overflow:hidden;" +
+  label.style.cssText = "font:12px sans-serif;color:#b8bcc2;white-space:nowrap;overflow:hidden;flex:none;" +
     "text-overflow:ellipsis;height:16px;line-height:16px;";
   root.append(canvas, label);
   const state = { paths: [], geometry: null };
@@ -113,6 +113,7 @@ function makeDomWidget(node) {
     const cssH = paths.length * (ROW_H + GAP);
     const dpr = window.devicePixelRatio || 1;
     canvas.style.height = `${cssH}px`;
+    canvas.style.flex = "none";
     canvas.width = Math.round(cssW * dpr);
     canvas.height = Math.round(cssH * dpr);
     const ctx = canvas.getContext("2d");

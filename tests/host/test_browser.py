@@ -194,11 +194,13 @@ def test_skip_path_shows_in_the_comfyui_page(server, playwright_api):
             page.mouse.move(hover_x, hover_y)
             page.wait_for_timeout(200)
             on_top = page.evaluate("([x, y]) => { const e = document.elementFromPoint(x, y); return e ? e.tagName + '.' + e.className : null; }", [hover_x, hover_y])
-            label = page.evaluate("""(id) => { const n = window.comfyAPI.app.app.graph.getNodeById(+id);
-                return n.widgets.find(w => w.name === 'adaptive_skip_path').element
-                    .querySelector('.adaptive-skip-path-label').textContent; }""", vis_id)
+            label, label_height = page.evaluate("""(id) => { const n = window.comfyAPI.app.app.graph.getNodeById(+id);
+                const el = n.widgets.find(w => w.name === 'adaptive_skip_path').element
+                    .querySelector('.adaptive-skip-path-label');
+                return [el.textContent, el.getBoundingClientRect().height]; }""", vis_id)
             ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACT))
+            assert label_height >= 10, "the hover line is not visible"
             assert label.startswith("step 6:") and "σ" in label and ("computed" in label or "reused" in label), (
                 label, on_top)
         finally:
