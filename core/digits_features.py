@@ -107,7 +107,7 @@ def digits_to_latent(pixels: ArrayLike, mean: float, std: float, scale: float = 
 
 
 def latent_to_digits(samples: ArrayLike, mean: float, std: float, scale: float = SD15_LATENT_SCALE) -> torch.Tensor:
-    """Decode ComfyUI LATENT samples (B, 4, h, w) to grey images (B, 1, 2h, 2w) in [0, 1]; inverse of digits_to_latent."""
+    """Decode ComfyUI LATENT samples (B, 4, h, w) to grey images (B, 1, 2h, 2w) in [0, 1] (digits_to_latent inverse)."""
     z = torch.as_tensor(samples).float()
     if z.ndim != 4 or z.shape[1] != 4:
         raise ValueError(f"samples must be (B, 4, h, w); got shape {tuple(z.shape)}")
