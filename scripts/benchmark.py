@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="torch CPU threads (default 1: on a shared machine more threads mostly wait on each other)")
     ap.add_argument("--no-sd15", action="store_true", help="skip the SD1.5-shaped overhead measurement")
     ap.add_argument("--no-oracle", action="store_true", help="skip the oracle section even if core/oracle.py exists")
+    ap.add_argument("--publish", action="store_true",
+                    help="also write BENCHMARKS.md and copy the plots to docs/bench/ (keeps its analysis block)")
     ap.add_argument("--no-schedules", action="store_true", help="skip the searched-schedule section")
     ap.set_defaults(mode="quick")
     return ap.parse_args(argv)
@@ -221,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     md = MD.markdown_report(mode, plans, rows, reference_lines, notes, machine, command, overhead, schedule_md,
                            [p.name for p in pareto_paths])
     (out / "benchmark.md").write_text(md)
+    if args.publish:
+        log.warning("benchmark: wrote %s", MD.publish(md, out, comfy_env.PACK_ROOT, [p.name for p in pareto_paths]))
     meta = {"mode": mode.name, "seeds": mode.seeds, "steps": mode.steps, "cfg": mode.cfg, "budgets": list(mode.budgets),
             "machine": machine, "command": command, "notes": notes, "runs": len(specs), "repeats": mode.repeats}
     (out / "meta.json").write_text(json.dumps(meta, indent=2))

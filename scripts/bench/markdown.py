@@ -60,9 +60,42 @@ def markdown_report(mode: P.Mode, plans: list[P.SectionPlan], rows: list[dict[st
         out += ["SD1.5-shaped UNet:", "", overhead_markdown(overhead), ""]
     if schedule_md:
         out += ["## Searched schedules vs built-in schedulers", "", schedule_md, ""]
-    out += ["## Pareto plots", ""] + [f"![{name}]({name})" for name in plot_names] + [""]
+    out += ["## Pareto plots", "", "One row per sampler under test; left: latent PSNR against the high-accuracy reference, "
+            "right: against the full-step run. Each family is drawn as its own Pareto front (AS = AdaptiveSkip; "
+            "'AS rules, hold' = official/strict/paper with the paper's hold reuse; 'AS extrapolated' = any rule "
+            "with linear/quadratic reuse); the dashed staircase is the front over all runs.", ""] + [f"![{name}]({name})" for name in plot_names] + [""]
     out += ["## All runs", "", "<details><summary>every run, every section</summary>", "",
             R.markdown_all_runs(rows), "", "</details>", ""]
     if notes:
         out += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(out)
+
+
+ANALYSIS_START, ANALYSIS_END = "<!-- analysis:start -->", "<!-- analysis:end -->"
+ANALYSIS_PLACEHOLDER = "(Write the reading of these numbers here; this block survives regeneration.)"
+
+
+def publish(report_md: str, out_dir, repo_root, plot_names: list[str]) -> str:
+    """Write BENCHMARKS.md (the report, with its plots copied to docs/bench/) keeping the hand-written analysis
+    block of the previous BENCHMARKS.md. Returns the path written."""
+    import shutil
+    from pathlib import Path
+
+    repo_root, out_dir = Path(repo_root), Path(out_dir)
+    docs = repo_root / "docs" / "bench"
+    docs.mkdir(parents=True, exist_ok=True)
+    body = report_md
+    for name in plot_names:
+        shutil.copyfile(out_dir / name, docs / name)
+        body = body.replace(f"]({name})", f"](docs/bench/{name})")
+    target = repo_root / "BENCHMARKS.md"
+    analysis = ANALYSIS_PLACEHOLDER
+    if target.is_file():
+        old = target.read_text()
+        if ANALYSIS_START in old and ANALYSIS_END in old:
+            analysis = old.split(ANALYSIS_START, 1)[1].split(ANALYSIS_END, 1)[0].strip()
+    title, rest = body.split("\n", 1)
+    text = (f"{title.replace('# AdaptiveSkip benchmark', '# Benchmarks')}\n\n{ANALYSIS_START}\n{analysis}\n"
+            f"{ANALYSIS_END}\n{rest}")
+    target.write_text(text)
+    return str(target)

@@ -100,7 +100,7 @@ def oracle_specs(pack, harness, plans: list[P.SectionPlan], mode: P.Mode, log) -
             found = 0
             for budget in sorted(mode.oracle_budgets, reverse=True):
                 res = driver.oracle.greedy_skip_path(mode.steps, budget, driver.evaluate, warmup_steps=4,
-                                                     batch_size=16, swap_passes=1, swap_reach=2)
+                                                     batch_size=48, swap_passes=1, swap_reach=2)
                 cfg = dict(forced_path=tuple(res.mask), reuse=reuse)
                 sp.runs.append(P.RunSpec(P.ORACLE, sp.section.sampler, sp.section.scheduler, mode.steps,
                                          label=f"oracle {budget} {reuse}", skip=tuple(sorted(cfg.items()))))

@@ -11,6 +11,7 @@ from typing import Any
 # Method names used in the CSV's `method` column.
 FULL, HIGH, FEWER, OTHER = "full_steps", "high_accuracy", "fewer_steps", "other_sampler"
 ADAPTIVE, EASYCACHE, LAZYCACHE, ORACLE, SCHEDULE = "adaptive_skip", "easycache", "lazycache", "oracle", "schedule"
+PLAIN = (FULL, HIGH, FEWER, OTHER, SCHEDULE)
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,10 @@ class RunSpec:
 
     @property
     def key(self) -> str:
-        parts = [self.method, self.sampler, self.scheduler, str(self.steps)]
+        """Identity of the computation: plain runs needed under several roles (a peer in one section, the same
+        sampler in another) share one key and run once."""
+        kind = "plain" if self.method in PLAIN else self.method
+        parts = [kind, self.sampler, self.scheduler, str(self.steps)]
         if self.skip:
             parts.append(",".join(f"{k}={v}" for k, v in self.skip))
         if self.threshold is not None:
@@ -56,6 +60,7 @@ class Section:
     kind: str = "ode"
     peers: tuple[str, ...] | None = None  # fewer-steps peers; None: the mode's ODE or SDE list
     lite: bool = False  # only the rule sweep (largest C_max), call targets and caches: saves time on a side sampler
+    extrapolated_only: bool = False  # only call targets and the error rule with extrapolated reuse (no caches)
 
     @property
     def name(self) -> str:
@@ -99,6 +104,7 @@ SECTIONS = {
     "ddim": Section("ddim", "ddim_uniform", peers=("ipndm", "dpmpp_2m"), lite=True),
     "dpmpp_2m": Section("dpmpp_2m", "karras"),
     "dpmpp_2m_sde": Section("dpmpp_2m_sde", "karras", "sde"),
+    "ipndm": Section("ipndm", "karras", extrapolated_only=True),
 }
 ODE_PEERS = ("ipndm", "ipndm_v", "deis", "lms", "uni_pc", "dpmpp_2m", "res_multistep")
 SDE_PEERS = ("dpmpp_2m_sde_heun", "dpmpp_3m_sde")
@@ -108,11 +114,12 @@ SDE_PEERS = ("dpmpp_2m_sde_heun", "dpmpp_3m_sde")
 MODES = {
     "full": Mode(
         name="full", model="bundled", seeds=16, steps=50, cfg=4.0, budgets=tuple(range(13, 26, 2)),
-        sections=(SECTIONS["euler"], SECTIONS["ddim"], SECTIONS["dpmpp_2m"], SECTIONS["dpmpp_2m_sde"]),
+        sections=(SECTIONS["euler"], SECTIONS["ddim"], SECTIONS["dpmpp_2m"], SECTIONS["dpmpp_2m_sde"],
+                  SECTIONS["ipndm"]),
         ode_peers=ODE_PEERS, sde_peers=SDE_PEERS, high_steps=300, sde_high_steps=500, check_steps=150,
-        official_deltas=(0.0025, 0.005, 0.01, 0.02, 0.05), paper_deltas=(0.05, 0.1, 0.2, 0.4, 0.8),
-        cmax=(2, 4), criteria=("official", "strict", "paper"), reuse_deltas=(0.005, 0.01, 0.02, 0.05),
-        error_deltas=(0.02, 0.04, 0.07, 0.1, 0.15, 0.25), strides=(2, 3, 4), cache_thresholds=(0.05, 0.1, 0.2, 0.4),
+        official_deltas=(0.005, 0.01, 0.02, 0.05), paper_deltas=(0.1, 0.2, 0.4, 0.8),
+        cmax=(2, 4), criteria=("official", "strict", "paper"), reuse_deltas=(0.005, 0.01, 0.05),
+        error_deltas=(0.03, 0.07, 0.12, 0.2, 0.35), strides=(3, 4), cache_thresholds=(0.05, 0.1, 0.2, 0.4),
         oracle=(("euler", "hold"), ("euler", "quadratic"), ("dpmpp_2m", "quadratic")), oracle_budgets=(13, 19, 25),
         oracle_seeds=1, sd15_steps=5),
     "quick": Mode(
@@ -164,6 +171,11 @@ def fewer_steps_runs(mode: Mode, section: Section) -> list[RunSpec]:
 def adaptive_runs(mode: Mode, section: Section) -> list[RunSpec]:
     """AdaptiveSkip settings for one section: the rule sweeps, reuse modes, error rule, strides and call targets."""
     n, out = mode.steps, []
+    if section.extrapolated_only:
+        return [_skip(f"calls {t} {reuse}", section, n, criterion="calls", target_calls=t, reuse=reuse)
+                for t in mode.budgets for reuse in ("linear", "quadratic")] + \
+               [_skip(f"error δ={d:g} quadratic", section, n, criterion="error", threshold=d, max_consecutive_skips=4,
+                      reuse="quadratic") for d in mode.error_deltas]
     for criterion in mode.criteria:
         deltas = mode.paper_deltas if criterion == "paper" else mode.official_deltas
         for delta in deltas:
@@ -175,7 +187,7 @@ def adaptive_runs(mode: Mode, section: Section) -> list[RunSpec]:
                       for t in mode.budgets for reuse in ("hold", "linear", "quadratic")]
     for reuse in ("linear", "quadratic"):
         for delta in mode.reuse_deltas:
-            out.append(_skip(f"official δ={delta:g} {reuse}", section, n, criterion="official", threshold=delta,
+            out.append(_skip(f"official δ={delta:g} C=4 {reuse}", section, n, criterion="official", threshold=delta,
                              max_consecutive_skips=4, reuse=reuse))
     for delta in mode.error_deltas:
         out.append(_skip(f"error δ={delta:g} quadratic", section, n, criterion="error", threshold=delta,
@@ -193,6 +205,8 @@ def adaptive_runs(mode: Mode, section: Section) -> list[RunSpec]:
 
 def cache_runs(mode: Mode, section: Section) -> list[RunSpec]:
     """ComfyUI's own EasyCache and LazyCache nodes over their reuse thresholds."""
+    if section.extrapolated_only:
+        return []
     return [RunSpec(method, section.sampler, section.scheduler, mode.steps, label=f"{method} t={t:g}", threshold=t)
             for method in (EASYCACHE, LAZYCACHE) for t in mode.cache_thresholds]
 

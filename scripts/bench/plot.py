@@ -18,18 +18,18 @@ PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 
 
 def family(row: dict[str, Any]) -> str:
-    """The legend entry a run belongs to (eight groups, so colours stay distinguishable)."""
+    """The legend entry a run belongs to (eight groups, so colours stay distinguishable; AS = AdaptiveSkip)."""
     m = row["method"]
     if m == P.ADAPTIVE:
         crit, reuse = row.get("criterion"), row.get("reuse")
         if reuse != "hold":
-            return "AdaptiveSkip extrapolated (any rule)"
+            return "AS extrapolated"
         if crit in ("official", "strict", "paper"):
-            return "AdaptiveSkip official/strict/paper, hold"
-        return "AdaptiveSkip calls/stride, hold"
-    return {P.FEWER: "fewer steps, same sampler", P.FULL: "fewer steps, same sampler",
-            P.OTHER: "fewer steps, other samplers", P.EASYCACHE: "EasyCache", P.LAZYCACHE: "LazyCache",
-            P.ORACLE: "oracle path", P.HIGH: "high-accuracy", P.SCHEDULE: "schedule"}.get(m, m)
+            return "AS rules, hold"
+        return "AS calls/stride, hold"
+    return {P.FEWER: "fewer steps (same)", P.FULL: "fewer steps (same)", P.OTHER: "fewer steps (others)",
+            P.EASYCACHE: "EasyCache", P.LAZYCACHE: "LazyCache", P.ORACLE: "oracle path", P.HIGH: "high-accuracy",
+            P.SCHEDULE: "schedule"}.get(m, m)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
