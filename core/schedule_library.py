@@ -135,9 +135,14 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
-def describe(record: ScheduleRecord, precision: int = 4) -> str:
+def format_sigmas(sigmas) -> str:
+    """One line of sigmas with enough digits (8) that parsing it back gives the same float32 values."""
+    return ", ".join(f"{float(v):.8g}" if v else "0" for v in sigmas)
+
+
+def describe(record: ScheduleRecord) -> str:
     """Multi-line text: the schedule (pasteable into TimestepScheduleFromText), its fitness and the baselines."""
-    lines = [", ".join(f"{v:.{precision}g}" if v else "0" for v in record.sigmas)]
+    lines = [format_sigmas(record.sigmas)]
     head = f"{record.steps} steps, sampler {record.sampler}, model type {record.model_type}"
     if record.fitness is not None:
         head += f", fitness {record.fitness:.4g} ({record.fitness_metric})"

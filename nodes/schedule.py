@@ -20,8 +20,8 @@ import comfy.utils
 import folder_paths
 
 from ..core.evolution import EvoConfig, EvoSearch, EvoState
-from ..core.schedule_library import (EXTENSION, ScheduleRecord, default_name, describe, load_record, now_iso,
-                                     safe_name, save_record)
+from ..core.schedule_library import (EXTENSION, ScheduleRecord, default_name, describe, format_sigmas, load_record,
+                                     now_iso, safe_name, save_record)
 from ..core.sigmas import parse_sigma_text, resample_log_sigmas, resample_log_steps, validate_sigmas
 from .schedule_runner import (CandidateRunner, builtin_baselines, cache_key, conditioning_digest, model_identity,
                               model_info, mse_per_candidate, sampler_calls)
@@ -399,7 +399,7 @@ class LoadTimestepSchedule:
         sigmas = validate_sigmas(sigmas, info.sigma_min, info.sigma_max, name=f"schedule {schedule!r}")
         text = describe(record)
         if notes:
-            text = ", ".join(f"{v:.4g}" if v else "0" for v in sigmas.tolist()) + f"\n({'; '.join(notes)})\n" + text
+            text = format_sigmas(sigmas.tolist()) + f"\n({'; '.join(notes)})\n" + text
         return (sigmas, text)
 
 
@@ -431,7 +431,7 @@ class TimestepScheduleFromText:
         values = parse_sigma_text(text, name="text")
         lo, hi = _model_range(model) if model is not None else (None, None)
         sigmas = validate_sigmas(values, lo, hi, name="text")
-        return (sigmas, ", ".join(f"{v:.6g}" if v else "0" for v in sigmas.tolist()))
+        return (sigmas, format_sigmas(sigmas.tolist()))
 
 
 NODE_CLASS_MAPPINGS = {

@@ -229,10 +229,11 @@ class _LockStep:
                     self.results.update(answers)
                     self.cond.notify_all()
         except BaseException:
-            with self.cond:
+            with self.cond:  # release every candidate still waiting, including those of the batch in flight
                 self.aborted = True
-                for i in self.pending:
-                    self.results[i] = _Aborted()
+                for i in range(n):
+                    if not done[i]:
+                        self.results[i] = _Aborted()
                 self.pending = {}
                 self.cond.notify_all()
             for t in threads:

@@ -1,0 +1,186 @@
+"""Issue-5 report: searched sigma schedules against every built-in schedule on the bundled digits model.
+
+    python scripts/schedule_report.py                       # euler and dpmpp_2m at N = 4, 5, 6, 8, 10
+    python scripts/schedule_report.py --save-schedules schedules --save-steps 4 5 6 8
+
+For each sampler: a 200-step reference (karras, same sampler) for the fitness seeds and for held-out seeds; for each
+N, every built-in schedule and two searches (different search seed and different fitness seeds) scored on the
+held-out seeds. Fidelity is the latent MSE against the reference and the PSNR of the decoded 8x8 digits
+(10 log10(1 / pixel MSE), pixels in [0, 1]). Search cost is in per-sample model calls (a CFG pair counts once; calls
+shared between candidates count once) and wall seconds, the reference excluded (it is reported once per sampler).
+Conditioning cycles through the digit classes, so a schedule is scored over several digits.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import comfy_env  # noqa: E402
+
+sys.path.remove(str(HERE))
+HOLDOUT_SEED = 10_000
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samplers", nargs="+", default=["euler", "dpmpp_2m"])
+    parser.add_argument("--steps", nargs="+", type=int, default=[4, 5, 6, 8, 10])
+    parser.add_argument("--fit-seeds", type=int, default=4, help="K: samples each candidate is scored on")
+    parser.add_argument("--holdout-seeds", type=int, default=16)
+    parser.add_argument("--budget", type=int, default=1600, help="search budget, per-sample model calls")
+    parser.add_argument("--population", type=int, default=16)
+    parser.add_argument("--top-k", type=int, default=4)
+    parser.add_argument("--generations", type=int, default=12)
+    parser.add_argument("--search-seeds", nargs=2, type=int, default=[0, 1])
+    parser.add_argument("--cfg", type=float, default=3.0)
+    parser.add_argument("--reference-steps", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core CPU)")
+    parser.add_argument("--save-schedules", default="", help="folder to save the first search's schedules in")
+    parser.add_argument("--save-steps", nargs="*", type=int, default=None, help="N values to save (default all)")
+    args = parser.parse_args(argv)
+
+    _, _, pack = comfy_env.boot_comfyui()
+    import comfy.samplers
+    import comfy.sd
+    import comfy.utils
+    comfy.utils.set_progress_bar_enabled(False)
+    torch.set_num_threads(args.threads)
+
+    def mod(name):
+        return importlib.import_module(f"{pack.__name__}.{name}")
+
+    runner_mod, evolution, library, demo = (mod("nodes.schedule_runner"), mod("core.evolution"),
+                                            mod("core.schedule_library"), mod("nodes.demo_model"))
+    digits_features = mod("core.digits_features")
+    model_path = comfy_env.PACK_ROOT / "models" / demo.UNET_FILE
+    model = comfy.sd.load_diffusion_model(str(model_path))
+    cond = demo.load_digits_cond()
+    emb = cond["class_embeddings"].float()
+    mean, std, scale = (float(cond[k]) for k in ("latent_mean", "latent_std", "latent_scale"))
+    info = runner_mod.model_info(model)
+    ms = model.get_model_object("model_sampling")
+    latent = {"samples": torch.zeros(1, 4, 4, 4)}
+
+    def conds(k: int, offset: int):
+        labels = (torch.arange(k) + offset) % 10
+        return [[emb[labels].unsqueeze(1), {}]], [[emb[demo.NULL_INDEX].expand(k, -1).unsqueeze(1).contiguous(), {}]]
+
+    def make_runner(sampler: str, k: int, seed: int, offset: int):
+        pos, neg = conds(k, offset)
+        return runner_mod.CandidateRunner(model, pos, neg, args.cfg, sampler, latent, k, seed, candidates_per_call=16)
+
+    def pixels(z):
+        return digits_features.latent_to_digits(z, mean, std, scale)
+
+    def score(outs, ref):
+        """(latent MSE, pixel PSNR dB) per output against the reference."""
+        ref_px = pixels(ref)
+        res = []
+        for o in outs:
+            px_mse = float(((pixels(o) - ref_px) ** 2).mean())
+            res.append((float(((o - ref) ** 2).mean()), 10 * math.log10(1.0 / max(px_mse, 1e-12))))
+        return res
+
+    print(f"bundled model {model_path.name} ({info.model_type}, sigma {info.sigma_min:.4g}..{info.sigma_max:.4g}); "
+          f"cfg {args.cfg}; digits cycle 0-9; reference {args.reference_steps} steps karras (same sampler); "
+          f"fitness on {args.fit_seeds} seeds, table on {args.holdout_seeds} held-out seeds; search: population "
+          f"{args.population}, top-{args.top_k}, <= {args.generations} generations, budget {args.budget} calls; "
+          f"torch threads {args.threads}", flush=True)
+    rows, saved = [], []
+    started_all = time.perf_counter()
+    for sampler in args.samplers:
+        ref_sigmas = comfy.samplers.calculate_sigmas(ms, "karras", args.reference_steps)
+        t0 = time.perf_counter()
+        hold = make_runner(sampler, args.holdout_seeds, HOLDOUT_SEED, 0)
+        ref_hold = hold.sample(ref_sigmas)
+        fits = {}
+        for s in args.search_seeds:
+            r = make_runner(sampler, args.fit_seeds, 100 * s, 3 * s)
+            fits[s] = (r, r.sample(ref_sigmas))
+        ref_calls = hold.calls + sum(r.calls for r, _ in fits.values())
+        print(f"{sampler}: references {ref_calls} calls, {time.perf_counter() - t0:.0f} s", flush=True)
+        for n in args.steps:
+            baselines = runner_mod.builtin_baselines(model, sampler, n)
+            names = list(baselines)
+            searches = {}
+            for s in args.search_seeds:
+                r, ref = fits[s]
+                calls_before = r.calls
+                config = evolution.EvoConfig(
+                    steps=n, sigma_min=info.sigma_min, sigma_max=info.sigma_max, population=args.population,
+                    top_k=args.top_k, generations=args.generations, budget=args.budget,
+                    calls_per_candidate=n * args.fit_seeds, seed=s)
+                t1 = time.perf_counter()
+                result = evolution.search(config, lambda c, r=r, ref=ref: runner_mod.mse_per_candidate(r.run(c), ref),
+                                          seeds={k: v.tolist() for k, v in baselines.items()})
+                searches[s] = (result, r.calls - calls_before, time.perf_counter() - t1)
+            held = score(hold.run([baselines[k].tolist() for k in names]
+                                  + [searches[s][0].sigmas for s in args.search_seeds]), ref_hold)
+            base = dict(zip(names, held[:len(names)]))
+            best = min(base, key=lambda k: base[k][0])
+            row = {"sampler": sampler, "N": n, "base": base, "best": best, "search": {}}
+            for s, h in zip(args.search_seeds, held[len(names):]):
+                result, calls, seconds = searches[s]
+                row["search"][s] = (h, calls, seconds, result)
+            rows.append(row)
+            line = " ".join(f"{k} {v[0]:.4g}" for k, v in base.items())
+            print(f"{sampler} N={n}: {line}", flush=True)
+            for s, (h, calls, seconds, result) in row["search"].items():
+                print(f"   search seed {s}: held-out {h[0]:.4g} ({h[1]:.2f} dB), {base[best][0] / h[0]:.2f}x lower "
+                      f"than {best}; fit {result.fitness:.4g} vs best seed {min(result.seed_fitness.values()):.4g}; "
+                      f"{result.evaluated} candidates, {calls} calls, {seconds:.1f} s; "
+                      f"{library.format_sigmas(result.sigmas)}", flush=True)
+            first = args.search_seeds[0]
+            if args.save_schedules and (args.save_steps is None or n in args.save_steps):
+                h, calls, seconds, result = row["search"][first]
+                record = library.ScheduleRecord(
+                    sigmas=[float(v) for v in torch.tensor(result.sigmas, dtype=torch.float32).tolist()],
+                    sampler=sampler, model_type=info.model_type, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
+                    model_id=runner_mod.model_identity(model), fitness=h[0],
+                    fitness_metric=(f"latent MSE vs {args.reference_steps}-step {sampler} (karras) on "
+                                    f"{args.holdout_seeds} held-out seeds, cfg {args.cfg}, digits 0-9"),
+                    baselines={k: v[0] for k, v in base.items()},
+                    search={"population": args.population, "top_k": args.top_k, "generations": args.generations,
+                            "budget": args.budget, "num_seeds": args.fit_seeds, "seed": first, "cfg": args.cfg,
+                            "evaluated": result.evaluated, "model_calls": calls, "seconds": round(seconds, 1),
+                            "found_by": "scripts/schedule_report.py"},
+                    created=library.now_iso(),
+                    note=f"found on the bundled digits model ({demo.UNET_FILE}) by scripts/schedule_report.py")
+                path = library.save_record(record, args.save_schedules, f"digits_{sampler}_{n}steps")
+                saved.append(path)
+
+    print(f"\ntotal {time.perf_counter() - started_all:.0f} s\n")
+    a, b = args.search_seeds
+    head = ["sampler", "N"] + [f"{k}" for k in rows[0]["base"]] + [
+        "best built-in", f"searched (seed {a})", "gain", f"searched (seed {b})", "gain", "search cost (calls, s)"]
+    print("Latent MSE vs the 200-step reference on held-out seeds (PSNR of decoded digits, dB); gain = best "
+          "built-in MSE / searched MSE\n")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for row in rows:
+        base, best = row["base"], row["best"]
+        cells = [row["sampler"], str(row["N"])]
+        cells += [f"{base[k][0]:.4g}" if k in base else "-" for k in rows[0]["base"]]
+        cells.append(f"{best} {base[best][0]:.4g} ({base[best][1]:.1f})")
+        costs = []
+        for s in (a, b):
+            h, calls, seconds, _ = row["search"][s]
+            cells += [f"{h[0]:.4g} ({h[1]:.1f})", f"{base[best][0] / h[0]:.2f}x"]
+            costs.append(f"{calls}, {seconds:.0f}")
+        cells.append(" / ".join(costs))
+        print("| " + " | ".join(cells) + " |")
+    for path in saved:
+        print(f"saved {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
