@@ -70,7 +70,8 @@ def library_path(name: str) -> str:
     register_schedule_folder()
     path = folder_paths.get_full_path(FOLDER, name)
     if path is None:
-        raise ValueError(f"schedule {name!r} is not in the schedule library ({', '.join(folder_paths.get_folder_paths(FOLDER))}); "
+        folders = ", ".join(folder_paths.get_folder_paths(FOLDER))
+        raise ValueError(f"schedule {name!r} is not in the schedule library ({folders}); "
                          "pick one from the list or save it with EvoTimestepSchedule")
     return path
 
@@ -242,12 +243,17 @@ class EvoTimestepSchedule:
             filename, record = hit
             logger.info("AdaptiveSkip EvoTimestepSchedule: same inputs as %s, returned from the schedule library",
                         filename)
-            return (torch.tensor(record.sigmas, dtype=torch.float32),
-                    describe(record) + f"\n(from the schedule library: {filename}; no search run)")
+            return _output(torch.tensor(record.sigmas, dtype=torch.float32),
+                           describe(record) + f"\n(from the schedule library: {filename}; no search run)")
         record, filename = run_search(model, positive, negative, latent_image, sampler_name, steps, cfg, num_seeds,
                                       budget, seed, population, top_k, mutation_prob, generations, reference_steps,
                                       ref_sampler, candidates_per_call, key, save_as, info, model_id)
-        return (torch.tensor(record.sigmas, dtype=torch.float32), describe(record) + f"\n(saved as {filename})")
+        return _output(torch.tensor(record.sigmas, dtype=torch.float32), describe(record) + f"\n(saved as {filename})")
+
+
+def _output(sigmas: torch.Tensor, report: str) -> dict:
+    """Node result plus the report as UI text (shown by the frontend and collected by the headless runner)."""
+    return {"ui": {"text": [report]}, "result": (sigmas, report)}
 
 
 def run_search(model, positive, negative, latent_image, sampler_name, steps, cfg, num_seeds, budget, seed, population,
@@ -256,8 +262,10 @@ def run_search(model, positive, negative, latent_image, sampler_name, steps, cfg
     """The search behind EvoTimestepSchedule: reference, built-ins, evolution, saving. Cancel keeps the progress
     (a .evostate file next to the library) so running the same inputs again resumes."""
     started = time.perf_counter()
-    wrappers = model.model_options.get("transformer_options", {}).get("wrappers") or {}
-    if any(wrappers.get(k) for k in wrappers):
+    shape = list(latent_image["samples"].shape[1:])
+    sources = (getattr(model, "wrappers", None) or {},
+               model.model_options.get("transformer_options", {}).get("wrappers") or {})
+    if any(fns for src in sources for keyed in src.values() for fns in (keyed or {}).values()):
         logger.warning("AdaptiveSkip EvoTimestepSchedule: the model carries sampling wrappers (a cache or skip patch?);"
                        " the search shares model calls between candidates, which such patches may not expect. "
                        "Connect the unpatched model for a clean search.")
@@ -310,7 +318,7 @@ def run_search(model, positive, negative, latent_image, sampler_name, steps, cfg
         baselines={k: float(v) for k, v in baseline_fitness.items()},
         search={"population": population, "top_k": top_k, "mutation_prob": mutation_prob, "generations": generations,
                 "generations_run": result.generations, "budget": budget, "evaluated": result.evaluated,
-                "num_seeds": num_seeds, "seed": seed, "cfg": cfg, "latent_shape": list(latent_image["samples"].shape[1:]),
+                "num_seeds": num_seeds, "seed": seed, "cfg": cfg, "latent_shape": shape,
                 "reference_sampler": ref_sampler, "reference_steps": reference_steps,
                 "model_calls": runner.calls, "reference_calls": ref_cost, "seconds": round(seconds, 2)},
         cache_key=key, created=now_iso())
@@ -400,7 +408,7 @@ class LoadTimestepSchedule:
         text = describe(record)
         if notes:
             text = format_sigmas(sigmas.tolist()) + f"\n({'; '.join(notes)})\n" + text
-        return (sigmas, text)
+        return _output(sigmas, text)
 
 
 class TimestepScheduleFromText:

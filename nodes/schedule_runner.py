@@ -139,6 +139,7 @@ def model_identity(model) -> str:
     _digest(getattr(ms, "sigmas", None), h, sample=256)
     h.update(f"{float(ms.sigma_min)}/{float(ms.sigma_max)}/{sorted(model.object_patches)}".encode())
     _digest(model.model_options, h, sample=64)
+    _digest(getattr(model, "wrappers", None), h)  # e.g. a skip or cache patch changes what sampling returns
     return h.hexdigest()
 
 

@@ -60,7 +60,9 @@ def searched(host, library, digits):
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: ticks.append((value, total)))
     try:
         started = time.perf_counter()
-        sigmas, report = host.mappings["EvoTimestepSchedule"]().search(model, pos, neg, latent, **SMALL)
+        out = host.mappings["EvoTimestepSchedule"]().search(model, pos, neg, latent, **SMALL)
+        assert out["ui"]["text"] == [out["result"][1]]
+        sigmas, report = out["result"]
         seconds = time.perf_counter() - started
     finally:
         comfy.utils.set_progress_bar_global_hook(saved_hook)
@@ -151,7 +153,7 @@ def test_same_inputs_return_instantly_from_the_library(host, searched, digits):
     sigmas, _, _, _, seconds = searched
     model, pos, neg, latent = digits
     started = time.perf_counter()
-    again, report = host.mappings["EvoTimestepSchedule"]().search(model, pos, neg, latent, **SMALL)
+    again, report = host.mappings["EvoTimestepSchedule"]().search(model, pos, neg, latent, **SMALL)["result"]
     assert time.perf_counter() - started < min(1.0, seconds / 5)
     assert torch.equal(again, sigmas) and "from the schedule library" in report
 
@@ -166,6 +168,8 @@ def test_cache_key_follows_model_weights_and_conditioning(host, digits, tiny_sd1
     key = next(k for k in patched.model.state_dict() if k.endswith("out.2.weight"))
     patched.add_patches({key: (torch.ones_like(patched.model.state_dict()[key]),)}, 0.1)
     assert runner.model_identity(patched) != runner.model_identity(model), "a LoRA-style patch changes the key"
+    skipping = host.mappings["AdaptiveSkipModel"]().patch(model, 0.01, 4, 4, "official")[0]
+    assert runner.model_identity(skipping) != runner.model_identity(model), "a sampling wrapper changes the key"
     assert runner.conditioning_digest(pos) == runner.conditioning_digest(cond.encode("3")[0])
     assert runner.conditioning_digest(pos) != runner.conditioning_digest(cond.encode("4")[0])
 
@@ -226,9 +230,9 @@ def test_load_schedule_round_trip_and_range_mapping(host, searched, digits, tiny
     model = digits[0]
     load = host.mappings["LoadTimestepSchedule"]()
     assert path.name in host.mappings["LoadTimestepSchedule"].INPUT_TYPES()["required"]["schedule"][0]
-    loaded, text = load.load(path.name, model)
+    loaded, text = load.load(path.name, model)["result"]
     assert torch.equal(loaded, sigmas) and text.splitlines()[0] == report.splitlines()[0]
-    stretched, _ = load.load(path.name, model, steps=8)
+    stretched, _ = load.load(path.name, model, steps=8)["result"]
     assert len(stretched) == 9
     # the same schedule for a model with another sigma range (a flow model, σ in (0, 1]) is refused, or mapped
     import comfy.model_sampling
@@ -238,7 +242,7 @@ def test_load_schedule_round_trip_and_range_mapping(host, searched, digits, tiny
         pass
     flow.add_object_patch("model_sampling", Flow(None))
     ms = flow.get_model_object("model_sampling")
-    mapped, note = load.load(path.name, flow, allow_other_model_type=True)
+    mapped, note = load.load(path.name, flow, allow_other_model_type=True)["result"]
     assert float(mapped[0]) == pytest.approx(float(ms.sigma_max), rel=1e-4) and "mapped in log sigma" in note
     assert float(mapped[-2]) >= float(ms.sigma_min) * 0.999
 
@@ -266,7 +270,7 @@ def test_load_schedule_errors_name_the_problem(host, library, searched, digits, 
     (library / "sdxl_test.json").write_text(json.dumps(other))
     with pytest.raises(ValueError, match="model type SDXL/EPS.*allow_other_model_type"):
         load.load("sdxl_test.json", model)
-    assert len(load.load("sdxl_test.json", model, allow_other_model_type=True)[0]) == SMALL["steps"] + 1
+    assert len(load.load("sdxl_test.json", model, allow_other_model_type=True)["result"][0]) == SMALL["steps"] + 1
     (library / "sdxl_test.json").unlink()
     assert isinstance(model.model, comfy.model_base.BaseModel)
 
@@ -294,7 +298,7 @@ def test_cancel_keeps_progress_and_the_rerun_resumes(host, library, tiny_sd15, t
     node = host.mappings["EvoTimestepSchedule"]()
     args = dict(SMALL, steps=2, num_seeds=1, generations=3, budget=10_000, reference_steps=10, seed=9)
     latent = {"samples": torch.zeros(1, 4, 4, 4)}
-    uninterrupted, _ = node.search(tiny_sd15, *tiny_conds, latent, **dict(args, save_as="uninterrupted"))
+    uninterrupted, _ = node.search(tiny_sd15, *tiny_conds, latent, **dict(args, save_as="uninterrupted"))["result"]
     (library / "uninterrupted.json").unlink()  # else the same inputs would come straight from the library
 
     real = runner_mod.CandidateRunner._on_call
@@ -311,6 +315,6 @@ def test_cancel_keeps_progress_and_the_rerun_resumes(host, library, tiny_sd15, t
         node.search(tiny_sd15, *tiny_conds, latent, **dict(args, save_as="resumed"))
     assert list(library.glob(".*.evostate")), "progress must be kept on Cancel"
     monkeypatch.setattr(runner_mod.CandidateRunner, "_on_call", real)
-    resumed, _ = node.search(tiny_sd15, *tiny_conds, latent, **dict(args, save_as="resumed"))
+    resumed, _ = node.search(tiny_sd15, *tiny_conds, latent, **dict(args, save_as="resumed"))["result"]
     assert torch.equal(resumed, uninterrupted)
     assert not list(library.glob(".*.evostate"))
