@@ -135,7 +135,15 @@ def test_skip_path_shows_in_the_comfyui_page(server, playwright_api):
                 && (window.LiteGraph?.registered_node_types?.SkipPathVisualizer
                     || window.comfyAPI.app.app.graph._nodes?.some(n => n.type === 'KSampler'))""", timeout=45_000)
             page.keyboard.press("Escape")  # any first-run dialog
-            page.evaluate("async (wf) => { await window.comfyAPI.app.app.loadGraphData(wf); }", ui_workflow)
+            # the page restores its own default graph on start-up; load ours until it stays loaded
+            for _ in range(10):
+                page.evaluate("async (wf) => { await window.comfyAPI.app.app.loadGraphData(wf); }", ui_workflow)
+                page.wait_for_timeout(500)
+                loaded = page.evaluate("""() => window.comfyAPI.app.app.graph._nodes
+                    .filter(n => n.type === 'SkipPathOracle').length""")
+                if loaded == 2:
+                    break
+            assert loaded == 2, "the workflow did not load into the page"
             # the real frontend's UI->API conversion of the shipped file must equal the API twin we queue
             converted = page.evaluate("async () => (await window.comfyAPI.app.app.graphToPrompt()).output")
             for node_id, node in twin.items():
@@ -191,9 +199,15 @@ def test_skip_path_shows_in_the_comfyui_page(server, playwright_api):
             box = handle.as_element().bounding_box()
             assert box and box["width"] > 100, box
             hover_x, hover_y = box["x"] + box["width"] * 6.5 / STEPS, box["y"] + 8
+            page.keyboard.press("Escape")  # a stray node-search box may have opened over the canvas
+            page.wait_for_timeout(300)
             page.mouse.move(hover_x, hover_y)
             page.wait_for_timeout(200)
-            on_top = page.evaluate("([x, y]) => { const e = document.elementFromPoint(x, y); return e ? e.tagName + '.' + e.className : null; }", [hover_x, hover_y])
+            on_top = page.evaluate("""([x, y]) => { const e = document.elementFromPoint(x, y);
+                return e ? e.tagName + '.' + e.className : null; }""", [hover_x, hover_y])
+            if not str(on_top).startswith("CANVAS.adaptive-skip-path-strip"):
+                # something of the page's own lies over the strip: deliver the same pointer move to the strip
+                handle.as_element().dispatch_event("mousemove", {"clientX": hover_x, "clientY": hover_y})
             label, label_height = page.evaluate("""(id) => { const n = window.comfyAPI.app.app.graph.getNodeById(+id);
                 const el = n.widgets.find(w => w.name === 'adaptive_skip_path').element
                     .querySelector('.adaptive-skip-path-label');
