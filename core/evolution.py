@@ -223,6 +223,14 @@ class EvoSearch:
         ranked = sorted(self.state.archive, key=lambda e: (e.fitness, _key(e.logs)))
         return ranked[:self.config.top_k]
 
+    def ranked(self, n: int, include_seeds: bool = True) -> list[tuple[list[float], float, str]]:
+        """The n best evaluated candidates as (sigmas, fitness, origin), best first; include_seeds=False leaves out
+        the seeded schedules (e.g. to re-score the search's own finds next to the built-ins on fresh samples)."""
+        seeded = set(self.seed_keys.values())
+        ranked = sorted(self.state.archive, key=lambda e: (e.fitness, _key(e.logs)))
+        chosen = [e for e in ranked if include_seeds or _key(e.logs) not in seeded][:max(n, 0)]
+        return [(self.to_sigmas(e.logs), e.fitness, e.origin) for e in chosen]
+
     def propose(self) -> list[tuple[list[float], str]]:
         """This generation's new candidates (never one already evaluated), cut to what the budget allows."""
         c, g = self.config, self.state.generation

@@ -155,6 +155,9 @@ def describe(record: ScheduleRecord) -> str:
         if record.fitness is not None and record.fitness > 0:
             lines.append(f"searched / best built-in ({best_name}): {record.fitness / best:.3f} "
                          f"({best / record.fitness:.2f}x lower error)")
+    picked = record.search.get("picked", "")
+    if picked and not picked.startswith("search"):
+        lines.append(f"no searched schedule beat the built-ins once re-scored on the validation seeds: this is {picked}")
     cost = record.search.get("model_calls")
     if cost is not None:
         lines.append(f"search cost: {cost} model calls, {record.search.get('seconds', 0):.1f} s")

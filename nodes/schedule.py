@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -35,7 +36,8 @@ SHIPPED_DIR = os.path.join(PACK_DIR, "schedules")
 SCHEDULER_PREFIX = "evo_"
 STATE_EXTENSION = ".evostate"
 REFERENCE_AUTO = "auto"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+VALIDATED_FINDS = 4  # the search's best finds re-scored on the validation seeds
 
 
 # --- library folders and the scheduler dropdown ------------------------------------------------------------------
@@ -200,6 +202,10 @@ class EvoTimestepSchedule:
                 "reference_sampler": (_reference_choices(), {"default": REFERENCE_AUTO, "tooltip": (
                     "Sampler of the reference. auto: the same sampler when it calls the model once per step, "
                     "otherwise dpmpp_2m.")}),
+                "validation_seeds": ("INT", {"default": 8, "min": 0, "max": 256, "tooltip": (
+                    "Fresh seeds (after the fitness seeds) on which the search's best finds and every built-in are "
+                    "scored again; the output is the best over fitness + validation seeds, so a schedule that only "
+                    "suits the fitness seeds loses to a built-in. 0 turns validation off.")}),
                 "candidates_per_call": ("INT", {"default": 8, "min": 1, "max": 256, "tooltip": (
                     "Candidates whose model calls share one batch (batch = candidates x num_seeds, x2 with CFG). "
                     "Lower it if memory runs out; 1 runs candidates one by one.")}),
@@ -224,20 +230,20 @@ class EvoTimestepSchedule:
 
     def search(self, model, positive, negative, latent_image, sampler_name, steps, cfg, num_seeds, budget, seed,
                population=16, top_k=4, mutation_prob=0.3, generations=12, reference_steps=200,
-               reference_sampler=REFERENCE_AUTO, candidates_per_call=8, save_as=""):
+               reference_sampler=REFERENCE_AUTO, validation_seeds=8, candidates_per_call=8, save_as=""):
         if top_k > population:
             raise ValueError(f"top_k ({top_k}) must not exceed population ({population}); lower top_k")
         if sampler_name not in comfy.samplers.KSampler.SAMPLERS:
             raise ValueError(f"sampler_name {sampler_name!r} is not a ComfyUI sampler")
-        info = model_info(model)
-        ref_sampler = _resolve_reference(sampler_name, reference_sampler)
-        shape = list(latent_image["samples"].shape[1:])
+        settings = SearchSettings(
+            sampler_name=sampler_name, steps=steps, cfg=cfg, num_seeds=num_seeds, budget=budget, seed=seed,
+            population=population, top_k=top_k, mutation_prob=mutation_prob, generations=generations,
+            reference_steps=reference_steps, reference_sampler=_resolve_reference(sampler_name, reference_sampler),
+            validation_seeds=validation_seeds)
         model_id = model_identity(model)
         key = cache_key(version=CACHE_VERSION, model=model_id, positive=conditioning_digest(positive),
-                        negative=conditioning_digest(negative), shape=shape, sampler=sampler_name, steps=steps,
-                        cfg=cfg, num_seeds=num_seeds, seed=seed, budget=budget, population=population, top_k=top_k,
-                        mutation_prob=mutation_prob, generations=generations, reference_steps=reference_steps,
-                        reference_sampler=ref_sampler)
+                        negative=conditioning_digest(negative), shape=list(latent_image["samples"].shape[1:]),
+                        **asdict(settings))
         hit = find_cached(key)
         if hit is not None:
             filename, record = hit
@@ -245,9 +251,8 @@ class EvoTimestepSchedule:
                         filename)
             return _output(torch.tensor(record.sigmas, dtype=torch.float32),
                            describe(record) + f"\n(from the schedule library: {filename}; no search run)")
-        record, filename = run_search(model, positive, negative, latent_image, sampler_name, steps, cfg, num_seeds,
-                                      budget, seed, population, top_k, mutation_prob, generations, reference_steps,
-                                      ref_sampler, candidates_per_call, key, save_as, info, model_id)
+        record, filename = run_search(model, positive, negative, latent_image, settings, candidates_per_call, key,
+                                      save_as, model_id)
         return _output(torch.tensor(record.sigmas, dtype=torch.float32), describe(record) + f"\n(saved as {filename})")
 
 
@@ -256,11 +261,45 @@ def _output(sigmas: torch.Tensor, report: str) -> dict:
     return {"ui": {"text": [report]}, "result": (sigmas, report)}
 
 
-def run_search(model, positive, negative, latent_image, sampler_name, steps, cfg, num_seeds, budget, seed, population,
-               top_k, mutation_prob, generations, reference_steps, ref_sampler, candidates_per_call, key, save_as,
-               info, model_id) -> tuple[ScheduleRecord, str]:
-    """The search behind EvoTimestepSchedule: reference, built-ins, evolution, saving. Cancel keeps the progress
-    (a .evostate file next to the library) so running the same inputs again resumes."""
+@dataclass(frozen=True)
+class SearchSettings:
+    """EvoTimestepSchedule's inputs that decide the result (everything in the cache key, model and conds aside)."""
+
+    sampler_name: str
+    steps: int
+    cfg: float
+    num_seeds: int
+    budget: int
+    seed: int
+    population: int = 16
+    top_k: int = 4
+    mutation_prob: float = 0.3
+    generations: int = 12
+    reference_steps: int = 200
+    reference_sampler: str = "dpmpp_2m"
+    validation_seeds: int = 8
+
+
+def validate_finds(search: EvoSearch, baselines: dict[str, list[float]], baseline_fitness: dict[str, float],
+                   evaluate_validation, num_seeds: int, validation_seeds: int):
+    """Re-score the search's best finds and every built-in on fresh validation seeds and pick the lowest mean
+    error over fitness + validation samples: a schedule that only suits the fitness seeds (e.g. one that sends a
+    rare sample to another mode) loses to a built-in here. Returns (name, sigmas, {name: combined fitness})."""
+    candidates = {f"search #{i + 1}": (sigmas, fit) for i, (sigmas, fit, _)
+                  in enumerate(search.ranked(VALIDATED_FINDS, include_seeds=False))}
+    candidates.update({name: (baselines[name], baseline_fitness[name]) for name in baselines})
+    scores = evaluate_validation([sigmas for sigmas, _ in candidates.values()])
+    combined = {name: (num_seeds * fit + validation_seeds * val) / (num_seeds + validation_seeds)
+                for (name, (_, fit)), val in zip(candidates.items(), scores)}
+    pick = min(combined, key=lambda name: (combined[name], name))
+    return pick, [float(v) for v in candidates[pick][0]], combined
+
+
+def run_search(model, positive, negative, latent_image, settings: SearchSettings, candidates_per_call: int, key: str,
+               save_as: str, model_id: str) -> tuple[ScheduleRecord, str]:
+    """The search behind EvoTimestepSchedule: reference, built-ins, evolution, validation, saving. Cancel keeps the
+    progress (a .evostate file next to the library) so running the same inputs again resumes."""
+    st, info = settings, model_info(model)
     started = time.perf_counter()
     shape = list(latent_image["samples"].shape[1:])
     sources = (getattr(model, "wrappers", None) or {},
@@ -269,31 +308,37 @@ def run_search(model, positive, negative, latent_image, sampler_name, steps, cfg
         logger.warning("AdaptiveSkip EvoTimestepSchedule: the model carries sampling wrappers (a cache or skip patch?);"
                        " the search shares model calls between candidates, which such patches may not expect. "
                        "Connect the unpatched model for a clean search.")
-    baselines = builtin_baselines(model, sampler_name, steps)
-    per_sample = sampler_calls(sampler_name, next(iter(baselines.values())).tolist()) if baselines else None
-    calls_per_candidate = (per_sample or steps) * num_seeds
-    ref_calls = (sampler_calls(ref_sampler, [2.0] * reference_steps + [0.0]) or reference_steps) * num_seeds
-    pbar = comfy.utils.ProgressBar(ref_calls + budget)
-    runner = CandidateRunner(model, positive, negative, cfg, sampler_name, latent_image, num_seeds, seed,
-                             candidates_per_call, on_call=lambda rows: pbar.update(rows))
+    baselines = {k: v.tolist() for k, v in builtin_baselines(model, st.sampler_name, st.steps).items()}
+    per_sample = sampler_calls(st.sampler_name, next(iter(baselines.values()))) if baselines else None
+    calls_per_candidate = (per_sample or st.steps) * st.num_seeds
+    ref_per_sample = sampler_calls(st.reference_sampler, [2.0] * st.reference_steps + [0.0]) or st.reference_steps
+    total = (ref_per_sample * (st.num_seeds + st.validation_seeds) + st.budget
+             + (per_sample or st.steps) * st.validation_seeds * (VALIDATED_FINDS + len(baselines)))
+    pbar = comfy.utils.ProgressBar(total)
+
+    def make_runner(num, first_seed):
+        return CandidateRunner(model, positive, negative, st.cfg, st.sampler_name, latent_image, num, first_seed,
+                               candidates_per_call, on_call=lambda rows: pbar.update(rows))
+
     ms = model.get_model_object("model_sampling")
-    reference = runner.sample(comfy.samplers.calculate_sigmas(ms, "karras", reference_steps), ref_sampler)
+    ref_sigmas = comfy.samplers.calculate_sigmas(ms, "karras", st.reference_steps)
+    runner = make_runner(st.num_seeds, st.seed)
+    reference = runner.sample(ref_sigmas, st.reference_sampler)
     ref_cost = runner.calls
-    config = EvoConfig(steps=steps, sigma_min=info.sigma_min, sigma_max=info.sigma_max, population=population,
-                       top_k=top_k, mutation_prob=mutation_prob, generations=generations, budget=budget,
-                       calls_per_candidate=calls_per_candidate, seed=seed)
+    config = EvoConfig(steps=st.steps, sigma_min=info.sigma_min, sigma_max=info.sigma_max, population=st.population,
+                       top_k=st.top_k, mutation_prob=st.mutation_prob, generations=st.generations, budget=st.budget,
+                       calls_per_candidate=calls_per_candidate, seed=st.seed)
 
     def evaluate(candidates):
         return mse_per_candidate(runner.run(candidates), reference)
 
     state_path = os.path.join(user_folder(), f".{key[:16]}{STATE_EXTENSION}")
-    seeds = {k: v.tolist() for k, v in baselines.items()}
     state = _load_state(state_path)
     try:
-        search = EvoSearch(config, evaluate, seeds=seeds, state=state)
+        search = EvoSearch(config, evaluate, seeds=baselines, state=state)
     except ValueError as err:  # progress saved under other settings: start afresh
         logger.warning("AdaptiveSkip: not resuming %s: %s", state_path, err)
-        search = EvoSearch(config, evaluate, seeds=seeds)
+        search = EvoSearch(config, evaluate, seeds=baselines)
     if state is not None:
         logger.info("AdaptiveSkip EvoTimestepSchedule: resuming a cancelled search at generation %d", state.generation)
     try:
@@ -304,34 +349,45 @@ def run_search(model, positive, negative, latent_image, sampler_name, steps, cfg
                     search.state.generation, state_path)
         raise
     # built-ins the search could not take as they are (other length, or repaired) are scored exactly as they are
-    exact = {k: v.tolist() for k, v in baselines.items()
-             if k not in result.seed_fitness or k in search.repaired_seeds}
+    exact = {k: v for k, v in baselines.items() if k not in result.seed_fitness or k in search.repaired_seeds}
     baseline_fitness = {k: v for k, v in result.seed_fitness.items() if k not in exact}
     if exact:
         baseline_fitness.update(zip(exact, evaluate(list(exact.values()))))
+    pick, sigmas, fitness = "search #1", result.sigmas, result.fitness
+    metric = f"latent MSE vs {st.reference_steps}-step {st.reference_sampler} (karras), {st.num_seeds} seeds"
+    search_calls = runner.calls - ref_cost
+    if st.validation_seeds > 0:
+        validation = make_runner(st.validation_seeds, st.seed + st.num_seeds)
+        val_reference = validation.sample(ref_sigmas, st.reference_sampler)
+        ref_cost += validation.calls
+        val_before = validation.calls
+        pick, sigmas, combined = validate_finds(
+            search, baselines, baseline_fitness, lambda c: mse_per_candidate(validation.run(c), val_reference),
+            st.num_seeds, st.validation_seeds)
+        search_calls += validation.calls - val_before
+        fitness = combined[pick]
+        baseline_fitness = {k: combined[k] for k in baselines}
+        metric += f" + {st.validation_seeds} validation seeds"
     seconds = time.perf_counter() - started
     record = ScheduleRecord(
-        sigmas=[float(v) for v in torch.tensor(result.sigmas, dtype=torch.float32).tolist()],
-        sampler=sampler_name, model_type=info.model_type, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
-        model_id=model_id, fitness=result.fitness,
-        fitness_metric=f"latent MSE vs {reference_steps}-step {ref_sampler} (karras), {num_seeds} seeds",
+        sigmas=[float(v) for v in torch.tensor(sigmas, dtype=torch.float32).tolist()],
+        sampler=st.sampler_name, model_type=info.model_type, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
+        model_id=model_id, fitness=fitness, fitness_metric=metric,
         baselines={k: float(v) for k, v in baseline_fitness.items()},
-        search={"population": population, "top_k": top_k, "mutation_prob": mutation_prob, "generations": generations,
-                "generations_run": result.generations, "budget": budget, "evaluated": result.evaluated,
-                "num_seeds": num_seeds, "seed": seed, "cfg": cfg, "latent_shape": shape,
-                "reference_sampler": ref_sampler, "reference_steps": reference_steps,
-                "model_calls": runner.calls, "reference_calls": ref_cost, "seconds": round(seconds, 2)},
+        search={**asdict(st), "latent_shape": shape, "picked": pick, "fitness_on_search_seeds": result.fitness,
+                "generations_run": result.generations, "evaluated": result.evaluated, "model_calls": search_calls,
+                "reference_calls": ref_cost, "seconds": round(seconds, 2)},
         cache_key=key, created=now_iso())
-    name = safe_name(save_as) if save_as.strip() else default_name(info.model_type, sampler_name, steps, key)
+    name = safe_name(save_as) if save_as.strip() else default_name(info.model_type, st.sampler_name, st.steps, key)
     path = save_record(record, user_folder(), name)
     if os.path.exists(state_path):
         os.unlink(state_path)
     filename = os.path.basename(path)
     register_scheduler(filename, record)
-    logger.info("AdaptiveSkip EvoTimestepSchedule: %s %d steps, fitness %.4g (best built-in %.4g), %d candidates, "
-                "%d model calls, %.1f s; saved %s", sampler_name, steps, result.fitness,
-                min(baseline_fitness.values()) if baseline_fitness else float("nan"), result.evaluated, runner.calls,
-                seconds, path)
+    logger.info("AdaptiveSkip EvoTimestepSchedule: %s %d steps, %s fitness %.4g (best built-in %.4g), %d candidates, "
+                "%d model calls + %d for references, %.1f s; saved %s", st.sampler_name, st.steps, pick, fitness,
+                min(baseline_fitness.values()) if baseline_fitness else float("nan"), result.evaluated, search_calls,
+                ref_cost, seconds, path)
     return record, filename
 
 

@@ -143,3 +143,14 @@ def test_nan_fitness_is_never_chosen():
 
     result = search(config(generations=5), fitness, seeds=sd15_seeds(5))
     assert math.isfinite(result.fitness)
+
+
+def test_ranked_lists_the_best_finds_with_or_without_seeds():
+    s = EvoSearch(config(generations=4), distance_fitness, seeds=sd15_seeds(5))
+    s.run()
+    everything = s.ranked(1000)
+    assert len(everything) == len(s.state.archive)
+    assert [f for _, f, _ in everything] == sorted(f for _, f, _ in everything)
+    finds = s.ranked(3, include_seeds=False)
+    assert len(finds) == 3 and not {origin for _, _, origin in finds} & set(sd15_seeds(5))
+    assert finds[0][0] == s.result().sigmas or finds[0][1] >= s.result().fitness

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import time
 
 import pytest
@@ -12,7 +13,7 @@ BUNDLED = "adaptive_skip_digits.safetensors"
 NODES = ("EvoTimestepSchedule", "LoadTimestepSchedule", "TimestepScheduleFromText")
 # a small search: cheap on a CPU, still seeded with every built-in
 SMALL = dict(sampler_name="dpmpp_2m", steps=4, cfg=4.0, num_seeds=2, budget=400, seed=5, population=6, top_k=2,
-             generations=2, reference_steps=50)
+             generations=2, reference_steps=50, validation_seeds=2)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -296,7 +297,8 @@ def test_cancel_keeps_progress_and_the_rerun_resumes(host, library, tiny_sd15, t
     import comfy.model_management
     runner_mod = pack_module(host, "nodes.schedule_runner")
     node = host.mappings["EvoTimestepSchedule"]()
-    args = dict(SMALL, steps=2, num_seeds=1, generations=3, budget=10_000, reference_steps=10, seed=9)
+    args = dict(SMALL, steps=2, num_seeds=1, generations=3, budget=10_000, reference_steps=10, seed=9,
+                validation_seeds=0)
     latent = {"samples": torch.zeros(1, 4, 4, 4)}
     uninterrupted, _ = node.search(tiny_sd15, *tiny_conds, latent, **dict(args, save_as="uninterrupted"))["result"]
     (library / "uninterrupted.json").unlink()  # else the same inputs would come straight from the library
@@ -318,3 +320,28 @@ def test_cancel_keeps_progress_and_the_rerun_resumes(host, library, tiny_sd15, t
     resumed, _ = node.search(tiny_sd15, *tiny_conds, latent, **dict(args, save_as="resumed"))["result"]
     assert torch.equal(resumed, uninterrupted)
     assert not list(library.glob(".*.evostate"))
+
+
+def test_validation_prefers_a_builtin_when_the_finds_do_not_hold_up(host):
+    """A find that wins on the fitness seeds but loses on fresh ones is not returned; the built-in is."""
+    sched = pack_module(host, "nodes.schedule")
+    evolution = pack_module(host, "core.evolution")
+    target = [14.614642, 3.1, 0.9, 0.31, 0.12]
+
+    def fitness(candidates):
+        return [sum((math.log(a) - math.log(b)) ** 2 for a, b in zip(c[:-1], target)) for c in candidates]
+
+    builtin = {"karras": [14.614642, 2.0, 0.5, 0.15, 0.03, 0.0]}
+    search = evolution.EvoSearch(evolution.EvoConfig(steps=5, sigma_min=0.0291672, sigma_max=14.614642, seed=1,
+                                                     generations=3), fitness, seeds=builtin)
+    result = search.run()
+    fit = {"karras": result.seed_fitness["karras"]}
+    assert result.fitness < fit["karras"]
+
+    def validation_favours(name):
+        return lambda cands: [0.0 if (c == builtin["karras"]) == (name == "karras") else 100.0 for c in cands]
+
+    pick, sigmas, combined = sched.validate_finds(search, builtin, fit, validation_favours("karras"), 4, 4)
+    assert pick == "karras" and sigmas == builtin["karras"] and combined["karras"] == min(combined.values())
+    pick, sigmas, _ = sched.validate_finds(search, builtin, fit, validation_favours("search"), 4, 4)
+    assert pick == "search #1" and sigmas == result.sigmas
