@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .demo_model import register_model_folder
 from .schedule import register_schedule_library
+from .skip_library import register_path_folder
 
 
 def on_load() -> None:
@@ -10,3 +11,4 @@ def on_load() -> None:
     schedule library folder and offer every saved schedule as an "evo_<name>" scheduler in KSampler dropdowns."""
     register_model_folder()
     register_schedule_library()
+    register_path_folder()

@@ -24,6 +24,7 @@ import comfy.utils
 from ..core.config import REUSE_MODES, SkipConfig
 from ..core.draw import draw_skip_path
 from ..core.metrics import mse, psnr
+from ..core.mask_search import evolve_skip_path
 from ..core.oracle import BatchedReplay, greedy_skip_path
 from ..core.paths import SkipPath
 from ..core.reuse import ORDERS
@@ -238,6 +239,15 @@ class SkipPathOracle:
             "optional": {
                 "match_path": (SKIP_PATH, {"tooltip": "When connected, the budget is this path's computed steps "
                                                       "(e.g. an AdaptiveSkip KSampler run), overriding model_calls."}),
+                "method": (["greedy", "evolutionary"], {
+                    "default": "greedy",
+                    "tooltip": "greedy: the paper's oracle (about N²/2 candidate runs). evolutionary: AutoDiffusion-"
+                               "style search over K-call paths (population × generations runs), seeded with "
+                               "evenly spaced paths and with match_path, so never worse than those."}),
+                "generations": ("INT", {"default": 10, "min": 1, "max": 500,
+                                        "tooltip": "evolutionary: generations of the search."}),
+                "population": ("INT", {"default": 16, "min": 2, "max": 256,
+                                       "tooltip": "evolutionary: candidate paths per generation (top 4 kept)."}),
                 "batch_size": ("INT", {"default": 16, "min": 1, "max": 256,
                                        "tooltip": "Candidate paths sampled together in one batch; lower it if "
                                                   "memory is short. 1 runs one candidate at a time."}),
@@ -256,7 +266,8 @@ class SkipPathOracle:
                    "the step whose reuse changes the final latent least, then polish by local swaps.")
 
     def search(self, model, positive, negative, latent_image, seed, steps, cfg, sampler_name, scheduler,
-               model_calls, warmup_steps, reuse, match_path=None, batch_size=16):
+               model_calls, warmup_steps, reuse, match_path=None, batch_size=16, method="greedy", generations=10,
+               population=16):
         if reuse not in REUSE_MODES:
             raise ValueError(f"reuse must be one of {', '.join(REUSE_MODES)}; got {reuse!r}")
         budget = int(model_calls)
@@ -313,13 +324,21 @@ class SkipPathOracle:
             outs = batched(masks) if use_batch else [replayed(m)[0].float() for m in masks]
             return [float(mse(as_4d(o), as_4d(reference)).mean()) for o in outs]
 
-        result = greedy_skip_path(steps, budget, evaluate, warmup_steps=warmup_steps,
-                                  batch_size=max(1, int(batch_size) // rows) if use_batch else 1,
-                                  progress=lambda done, total: pbar.update_absolute(done, total))
+        chunk = max(1, int(batch_size) // rows) if use_batch else 1
+        progress = lambda done, total: pbar.update_absolute(done, total)  # noqa: E731
+        if method == "evolutionary":
+            seeds = [match_path.computed] if match_path is not None else []
+            result = evolve_skip_path(steps, budget, evaluate, warmup_steps=warmup_steps, seed_masks=seeds,
+                                      population=int(population), parents=min(4, int(population)),
+                                      generations=int(generations), seed=int(seed), batch_size=chunk,
+                                      progress=progress)
+        else:
+            result = greedy_skip_path(steps, budget, evaluate, warmup_steps=warmup_steps, batch_size=chunk,
+                                      progress=progress)
         comfy.model_management.throw_exception_if_processing_interrupted()
         samples, recorded = replayed(result.mask)  # the node's latent is the patch's replay itself
         path = copy.copy(recorded)
-        path.criterion = "oracle"
+        path.criterion = "oracle" if method == "greedy" else "searched"
         path.warmup = [i < warmup_steps for i in range(steps)]
         path.threshold = 0.0
         path.psnr = latent_psnr(samples, reference)
