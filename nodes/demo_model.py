@@ -28,7 +28,9 @@ def register_model_folder() -> None:
     """Add the pack's models/ folder to ComfyUI's "diffusion_models" so UNETLoader lists the digits model."""
     import folder_paths
 
-    folder_paths.add_model_folder_path("diffusion_models", MODELS_DIR, is_default=False)
+    # only the UNet's own folder, so the conditioning and classifier files stay out of the dropdown
+    folder_paths.add_model_folder_path("diffusion_models", os.path.join(MODELS_DIR, "diffusion_models"),
+                                       is_default=False)
 
 
 def load_digits_cond(path: str | None = None) -> dict[str, torch.Tensor]:

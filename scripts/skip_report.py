@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     metrics = pack.core.metrics if hasattr(pack.core, "metrics") else __import__(pack.__name__ + ".core.metrics", fromlist=["x"])
     config_mod = __import__(pack.__name__ + ".core.config", fromlist=["x"])
     demo = pack.nodes.demo_model
-    model = comfy.sd.load_diffusion_model(str(comfy_env.PACK_ROOT / "models" / "adaptive_skip_digits.safetensors"))
+    model = comfy.sd.load_diffusion_model(str(comfy_env.PACK_ROOT / "models" / "diffusion_models" / "adaptive_skip_digits.safetensors"))
     cond = demo.load_digits_cond()
     emb = cond[next(k for k in cond if cond[k].ndim == 2 and cond[k].shape[-1] == 768)]
     labels = torch.arange(args.seeds) % 10

@@ -11,7 +11,7 @@ the null embedding used with label dropout (classifier-free guidance, Ho & Salim
     python scripts/train_digits_model.py              # train, save, then verify inside ComfyUI
     python scripts/train_digits_model.py --verify-only
 
-Writes models/adaptive_skip_digits.safetensors (fp16 UNet), models/adaptive_skip_digits_cond.safetensors
+Writes models/diffusion_models/adaptive_skip_digits.safetensors (fp16 UNet), models/adaptive_skip_digits_cond.safetensors
 (class embeddings + latent constants) and, when verifying, models/samples.png.
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ import torch
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS_DIR = os.path.join(PACK_DIR, "models")
 UNET_NAME = "adaptive_skip_digits.safetensors"
+UNET_DIR = os.path.join(MODELS_DIR, "diffusion_models")  # the only folder UNETLoader is pointed at
 COND_NAME = "adaptive_skip_digits_cond.safetensors"
 NUM_CLASSES = 10
 NULL_INDEX = 10
@@ -201,14 +202,14 @@ def train(args) -> None:
         for p, e in zip(params, ema):
             p.copy_(e)
     unet.eval()
-    os.makedirs(MODELS_DIR, exist_ok=True)
+    os.makedirs(UNET_DIR, exist_ok=True)
     meta = {"dataset": "sklearn.datasets.load_digits, stratified 75/25 split (random_state=0), train part",
             "steps": str(args.steps), "batch": str(args.batch), "lr": str(args.lr), "ema": str(args.ema),
             "seed": str(args.seed), "threads": str(args.threads), "bf16_autocast": str(args.bf16),
             "wall_time_s": f"{wall:.0f}", "final_loss": f"{history[-1]['loss']:.4f}",
             "prediction": "eps (SD1.5 discrete linear 0.00085..0.012, 1000 steps)"}
     unet_sd = {k: v.detach().to(torch.float16).contiguous() for k, v in unet.state_dict().items()}
-    save_file(unet_sd, os.path.join(MODELS_DIR, UNET_NAME), metadata=meta)
+    save_file(unet_sd, os.path.join(UNET_DIR, UNET_NAME), metadata=meta)
     cond = {"class_embeddings": emb.detach().float().contiguous(),
             "latent_mean": torch.tensor([mean]), "latent_std": torch.tensor([std]),
             "latent_scale": torch.tensor([core.SD15_LATENT_SCALE])}
@@ -217,7 +218,7 @@ def train(args) -> None:
         "latent_map": "pixels/16 -> pixel_unshuffle(2) -> (v - latent_mean) / latent_std / latent_scale"})
     with open(os.path.join("/tmp", "adaptive_skip_digits_history.json"), "w") as f:
         json.dump({"history": history, "wall_time_s": wall, "params": n_params}, f)
-    print(f"saved {UNET_NAME} ({os.path.getsize(os.path.join(MODELS_DIR, UNET_NAME)) / 2**20:.1f} MiB), "
+    print(f"saved {UNET_NAME} ({os.path.getsize(os.path.join(UNET_DIR, UNET_NAME)) / 2**20:.1f} MiB), "
           f"wall {wall:.0f} s", flush=True)
 
     classifier = core.load_digits_classifier(os.path.join(MODELS_DIR, "digits_classifier.safetensors"))
@@ -285,7 +286,7 @@ def verify(cfg: float = 4.0, steps: int = 50, batch: int = 16) -> dict:
     # Same numbers as the training module (fed the shipped fp16 weights in fp32)?
     from safetensors.torch import load_file
     ref = build_unet().eval()
-    ref.load_state_dict({k: v.float() for k, v in load_file(os.path.join(MODELS_DIR, UNET_NAME)).items()})
+    ref.load_state_dict({k: v.float() for k, v in load_file(os.path.join(UNET_DIR, UNET_NAME)).items()})
     table = load_file(os.path.join(MODELS_DIR, COND_NAME))["class_embeddings"]
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(4, 4, 4, 4, generator=gen) * 2

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
-UNET_PATH = PACK_ROOT / "models" / "adaptive_skip_digits.safetensors"
+UNET_PATH = PACK_ROOT / "models" / "diffusion_models" / "adaptive_skip_digits.safetensors"
 COND_PATH = PACK_ROOT / "models" / "adaptive_skip_digits_cond.safetensors"
 CLASSIFIER_PATH = PACK_ROOT / "models" / "digits_classifier.safetensors"
 NULL_INDEX = 10

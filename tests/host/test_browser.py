@@ -58,8 +58,8 @@ def playwright_api():
     except ImportError:
         pytest.skip("BROWSER TEST SKIPPED: the playwright Python package is missing (pip install playwright; "
                     "no browser download is needed, Debian's Chromium is used)")
-    if not (PACK_ROOT / "models" / "adaptive_skip_digits.safetensors").is_file():
-        pytest.skip("BROWSER TEST SKIPPED: the bundled model models/adaptive_skip_digits.safetensors is missing")
+    if not (PACK_ROOT / "models" / "diffusion_models" / "adaptive_skip_digits.safetensors").is_file():
+        pytest.skip("BROWSER TEST SKIPPED: the bundled model models/diffusion_models/adaptive_skip_digits.safetensors is missing")
     return sync_playwright
 
 
