@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="torch CPU threads (default 1: on a shared machine more threads mostly wait on each other)")
     ap.add_argument("--no-sd15", action="store_true", help="skip the SD1.5-shaped overhead measurement")
     ap.add_argument("--no-oracle", action="store_true", help="skip the oracle section even if core/oracle.py exists")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse runs (and oracle paths) cached in OUT/runs.pt by an earlier run of the same mode; "
+                         "only missing runs are sampled")
     ap.add_argument("--publish", action="store_true",
                     help="also write BENCHMARKS.md and copy the plots to docs/bench/ (keeps its analysis block)")
     ap.add_argument("--no-schedules", action="store_true", help="skip the searched-schedule section")
@@ -83,9 +86,12 @@ def machine_description() -> dict[str, str]:
             "os": platform.platform(), "load_average_start": " ".join(f"{v:.2f}" for v in os.getloadavg())}
 
 
-def run_all(harness, specs: list[P.RunSpec], repeats: int, rng: random.Random) -> dict:
-    """Run every spec `repeats` times; each pass in a new random order. Samples come from the first pass."""
-    results: dict[str, object] = {}
+def run_all(harness, specs: list[P.RunSpec], repeats: int, rng: random.Random, cached: dict | None = None) -> dict:
+    """Run every spec `repeats` times; each pass in a new random order. Samples come from the first pass.
+    Specs whose key is in `cached` are taken from there instead."""
+    cached = cached or {}
+    results: dict[str, object] = {k: v for k, v in cached.items() if k in {s.key for s in specs}}
+    specs = [s for s in specs if s.key not in results]
     total, done, start = len(specs) * repeats, 0, time.perf_counter()
     for rep in range(repeats):
         order = specs[:]
@@ -156,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             checks.append((ode, check))
             specs.setdefault(check.key, check)
     notes: list[str] = []
+    cache_path = out / f"runs_{mode.name}.pt"
+    cached, cached_oracle = H.load_results(cache_path) if args.resume else ({}, {})
     oracle_module = None if args.no_oracle else optional_module(pack, "oracle")
+    oracle_found: dict[str, object] = {}
     if args.no_oracle:
         notes.append("oracle: skipped (--no-oracle)")
     elif oracle_module is None:
@@ -164,8 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     elif not mode.oracle:
         notes.append(f"oracle: not searched in {mode.name} mode (its greedy search costs thousands of batched "
                      "sampling runs; see --full)")
+    elif cached_oracle:
+        for sp in plans:
+            sp.runs += cached_oracle["specs"].get(sp.section.name, [])
+        notes += cached_oracle["notes"] + [f"oracle: paths reused from {cache_path.name} (--resume)"]
+        oracle_found = cached_oracle
     else:
-        notes += OPT.oracle_specs(pack, harness, plans, mode, lambda m: log.warning("%s", m))
+        before = {sp.section.name: len(sp.runs) for sp in plans}
+        oracle_notes = OPT.oracle_specs(pack, harness, plans, mode, lambda m: log.warning("%s", m))
+        notes += oracle_notes
+        oracle_found = {"notes": oracle_notes,
+                        "specs": {sp.section.name: sp.runs[before[sp.section.name]:] for sp in plans}}
     for sp in plans:
         for spec in sp.runs:
             specs.setdefault(spec.key, spec)
@@ -179,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     log.warning("benchmark: %d distinct runs x %d pass(es), %d seeds, %s", len(specs), mode.repeats, mode.seeds,
                 ", ".join(sp.section.name for sp in plans))
     rng = random.Random(0)
-    results = run_all(harness, list(specs.values()), mode.repeats, rng)
+    results = run_all(harness, list(specs.values()), mode.repeats, rng, cached)
+    H.save_results(cache_path, results, oracle_found)
     if oracle_module is not None and mode.oracle and not args.no_oracle:
         notes += OPT.driver_check(pack, harness, plans, results, mode)
 
@@ -212,7 +231,10 @@ def main(argv: list[str] | None = None) -> int:
                                f"{f['psnr_latent']:.2f} dB, SSIM {f['ssim_latent']:.4f}")
 
     overhead = None
-    if mode.sd15_steps and not args.no_sd15:
+    if mode.sd15_steps and not args.no_sd15 and args.resume and (out / "overhead_sd15.json").is_file():
+        overhead = json.loads((out / "overhead_sd15.json").read_text())
+        notes.append("SD1.5 overhead: reused from overhead_sd15.json (--resume)")
+    elif mode.sd15_steps and not args.no_sd15:
         from bench import overhead as O
         overhead = O.measure_sd15_overhead(pack, mode.sd15_steps, repeats=1, log=lambda m: log.warning("%s", m))
         (out / "overhead_sd15.json").write_text(json.dumps(overhead, indent=2))
@@ -231,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(out / "skip_paths.jsonl", "w") as fh:
         for spec_key, res in results.items():
             if res.skip_path is not None:
-                fh.write(json.dumps({"key": spec_key, "path": res.skip_path.to_dict()}) + "\n")
+                fh.write(json.dumps({"key": spec_key, "path": res.skip_path}) + "\n")
     log.warning("benchmark: wrote %s (%s s)", out / "benchmark.md", machine["benchmark_wall_s"])
     return 0
 

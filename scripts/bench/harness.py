@@ -93,7 +93,7 @@ class RunResult:
     bookkeeping_us: float | None
     model_call_ms: float | None
     controller_bytes: int | None
-    skip_path: Any = None
+    skip_path: dict[str, Any] | None = None  # SkipPath.to_dict() of AdaptiveSkip runs
     walls: list[float] = field(default_factory=list)
     calls: list[tuple[float, float | None]] = field(default_factory=list)
 
@@ -198,7 +198,8 @@ class Harness:
             peak_rss_mb=(peak - rss_before) / 1024 if peak is not None and rss_before is not None else None,
             bookkeeping_us=1e6 * sum(st.bookkeeping) / len(st.bookkeeping) if st.bookkeeping else None,
             model_call_ms=calls_ms, controller_bytes=st.controller_bytes if adaptive else None,
-            skip_path=setup.mailbox.last if adaptive else None, calls=list(st.calls))
+            skip_path=setup.mailbox.last.to_dict() if adaptive and setup.mailbox.last is not None else None,
+            calls=list(st.calls))
 
 
 EASYCACHE_FIX_NOTE = ("EasyCache: ComfyUI 0.3.64's EasyCacheHolder.apply_cache_diff adds every cond's cached "
@@ -240,6 +241,18 @@ def _fix_easycache_batching(model) -> None:
             return fresh
 
     holder.__class__ = BatchSlicedEasyCacheHolder
+
+
+def save_results(path: Path, results: dict[str, RunResult], oracle: dict[str, Any]) -> None:
+    """Cache finished runs (and the oracle's found paths) so --resume can re-score without sampling again."""
+    torch.save({"results": results, "oracle": oracle}, path)
+
+
+def load_results(path: Path) -> tuple[dict[str, RunResult], dict[str, Any]]:
+    if not path.is_file():
+        return {}, {}
+    data = torch.load(path, weights_only=False)
+    return data.get("results", {}), data.get("oracle", {})
 
 
 def karras_from(sigma_start: float, sigma_min: float, steps: int) -> tuple[float, ...]:

@@ -53,6 +53,13 @@ def markdown_report(mode: P.Mode, plans: list[P.SectionPlan], rows: list[dict[st
         for ref, title in (("high", "against the high-accuracy reference"), ("full", "against the full-step run")):
             table, cells = R.budget_table(srows, mode.budgets, ref)
             out += [f"**{title}**", "", table, ""] + R.verdicts(cells, mode.budgets, ref) + [""]
+    peers = lambda r: r["method"] in (P.EASYCACHE, P.LAZYCACHE) or (
+        r["method"] == P.ADAPTIVE and r.get("criterion") == "official" and r.get("reuse") == "hold")
+    out += ["## Peers at their own call counts", "",
+            "EasyCache, LazyCache (ComfyUI's nodes) and the official AdaptiveDiffusion rule land on whatever call "
+            "count their threshold gives; each is compared with the best fewer-steps run spending no more calls "
+            "(Δ = run minus that baseline, dB; Δ high against the best sampler, Δ full against the same sampler).",
+            "", R.own_budget_table(rows, peers), ""]
     out += ["## Controller overhead", "", "Bundled model (per sampler call, outside the model call, bench wrapper "
             "dispatch of plain runs subtracted):", "", _overhead_bundled(rows), ""]
     if overhead is not None:

@@ -95,6 +95,8 @@ class Mode:
     oracle_budgets: tuple[int, ...] = ()
     oracle_seeds: int = 1
     sd15_steps: int = 6
+    extra_same_steps: tuple[int, ...] = ()  # fewer-steps runs of the sampler under test above the budgets, so
+    # threshold rules landing at 27-40 calls are compared with the same sampler at about their own call count
     repeats: int = 1
     latent_side: int = 32  # EmptyLatentImage pixels: 32 gives the bundled model's 4x4 latent
 
@@ -121,7 +123,7 @@ MODES = {
         cmax=(2, 4), criteria=("official", "strict", "paper"), reuse_deltas=(0.005, 0.01, 0.05),
         error_deltas=(0.03, 0.07, 0.12, 0.2, 0.35), strides=(3, 4), cache_thresholds=(0.05, 0.1, 0.2, 0.4),
         oracle=(("euler", "hold"), ("euler", "quadratic"), ("dpmpp_2m", "quadratic")), oracle_budgets=(13, 19, 25),
-        oracle_seeds=1, sd15_steps=5),
+        oracle_seeds=1, sd15_steps=5, extra_same_steps=(28, 32, 36, 40)),
     "quick": Mode(
         name="quick", model="bundled", seeds=8, steps=50, cfg=4.0, budgets=(13, 19, 25),
         sections=(SECTIONS["euler"], SECTIONS["dpmpp_2m"], SECTIONS["dpmpp_2m_sde"]),
@@ -159,7 +161,7 @@ class SectionPlan:
 def fewer_steps_runs(mode: Mode, section: Section) -> list[RunSpec]:
     """Fewer steps of the section's own sampler and of its peers, one run per budget (one call per step)."""
     out = [RunSpec(FEWER, section.sampler, section.scheduler, n, label=f"{section.sampler} {n} steps")
-           for n in mode.budgets]
+           for n in mode.budgets + mode.extra_same_steps]
     peers = section.peers if section.peers is not None else (mode.sde_peers if section.kind == "sde" else mode.ode_peers)
     for peer in peers:
         if peer == section.sampler:

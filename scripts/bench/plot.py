@@ -32,6 +32,10 @@ def family(row: dict[str, Any]) -> str:
             P.SCHEDULE: "schedule"}.get(m, m)
 
 
+FAMILY_ORDER = ("fewer steps (same)", "fewer steps (others)", "AS rules, hold", "AS calls/stride, hold",
+                "AS extrapolated", "EasyCache", "LazyCache", "oracle path", "schedule")
+
+
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """Points not beaten by another with lower-or-equal cost (x) and higher-or-equal fidelity (y), sorted by x."""
     front, best = [], -math.inf
@@ -109,7 +113,8 @@ def pareto_figure(rows: list[dict[str, Any]], path: Path, panels: list[tuple[str
                   title: str, panel_size: tuple[int, int] = (520, 360)) -> Path:
     """Grid: one row per section, one column per (x column, y column, axis label, log x) in `panels`."""
     sections = list(dict.fromkeys(r["section"] for r in rows))
-    families = list(dict.fromkeys(family(r) for r in rows if r["method"] not in (P.HIGH,)))
+    present = {family(r) for r in rows if r["method"] != P.HIGH}
+    families = [f for f in FAMILY_ORDER if f in present] + sorted(present - set(FAMILY_ORDER))
     colours = {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(families)}
     w, h = panel_size
     legend_h = 22 * math.ceil(len(families) / 3) + 40
@@ -150,12 +155,16 @@ def core_figure(draw_mod, rows: list[dict[str, Any]], path: Path, panels: list[t
     """The same grid drawn with the pack's core/draw.py (draw_pareto, hstack, vstack); each family is drawn as
     its own Pareto front so sweeps read as curves."""
     sections = list(dict.fromkeys(r["section"] for r in rows))
+    present = {family(r) for r in rows}
+    order = [f for f in FAMILY_ORDER if f in present] + sorted(present - set(FAMILY_ORDER) - {"high-accuracy"})
     lines = []
     for section in sections:
         srows = [r for r in rows if r["section"] == section]
         panes = []
         for xcol, ycol, xlabel, logx in panels:
-            series = {k: pareto_front(v) for k, v in _series(srows, xcol, ycol).items()}
+            found = _series(srows, xcol, ycol)
+            # every panel lists the same families in the same order, so a family keeps its colour everywhere
+            series = {k: pareto_front(found.get(k, [])) for k in order}
             ref = "high-accuracy reference" if "high" in ycol else "full-step run"
             panes.append(draw_mod.draw_pareto(series, xlabel, f"latent PSNR vs {ref} (dB)",
                                               title=f"{section}: fidelity vs {xlabel}", width=640, height=460,

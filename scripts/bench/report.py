@@ -219,3 +219,28 @@ def verdicts(cells: dict, budgets: tuple[int, ...], ref: str) -> list[str]:
                          f"fewer-steps sampler at {beats_best}/{total} (margin to best {min(margins):+.1f} to "
                          f"{max(margins):+.1f} dB)")
     return lines
+
+
+def own_budget_table(rows: list[dict[str, Any]], methods: Callable[[dict[str, Any]], bool]) -> str:
+    """Runs that land on arbitrary call counts (threshold rules, EasyCache, LazyCache) against the best fewer-steps
+    run of the same sampler and of any sampler spending no more calls, latent PSNR against both references."""
+    head = ["section", "run", "calls", "PSNR high", "same sampler ≤ calls", "best sampler ≤ calls", "Δ high",
+            "PSNR full", "same ≤ calls (full)", "Δ full"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        if not methods(r) or r["model_calls"] >= r.get("steps", 0):
+            continue
+        srows = [q for q in rows if q["section"] == r["section"]]
+        same = [q for q in srows if q["method"] == P.FEWER]
+        anyone = [q for q in srows if q["method"] in (P.FEWER, P.OTHER)]
+        sh = best_within(same, r["model_calls"], "psnr_high_latent")
+        bh = best_within(anyone, r["model_calls"], "psnr_high_latent")
+        sf = best_within(same, r["model_calls"], "psnr_full_latent")
+        if sh is None or bh is None or sf is None:
+            continue
+        lines.append(f"| {r['section']} | {r['label']} | {r['model_calls']:g} | {_fmt(r['psnr_high_latent'], 1)} | "
+                     f"{_fmt(sh['psnr_high_latent'], 1)} ({sh['steps']} st.) | {_fmt(bh['psnr_high_latent'], 1)} "
+                     f"({bh['sampler']} {bh['steps']}) | {r['psnr_high_latent'] - bh['psnr_high_latent']:+.1f} | "
+                     f"{_fmt(r['psnr_full_latent'], 1)} | {_fmt(sf['psnr_full_latent'], 1)} ({sf['steps']} st.) | "
+                     f"{min(r['psnr_full_latent'], 100) - sf['psnr_full_latent']:+.1f} |")
+    return "\n".join(lines)
