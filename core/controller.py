@@ -30,21 +30,22 @@ class SkipController:
     Args:
         config: the frozen settings.
         sigmas: the run's sigma schedule, steps+1 values (a truncated list under denoise < 1 is fine).
+        space: what skipped calls extrapolate: "eps" (d, the paper) or "denoised" (D, for noise-injecting samplers).
     """
 
-    def __init__(self, config: SkipConfig, sigmas: list[float]) -> None:
+    def __init__(self, config: SkipConfig, sigmas: list[float], space: str = "eps") -> None:
         self.config = config
         self.total_steps = len(sigmas) - 1
         if self.total_steps < 1:
             raise ValueError(f"sigmas must hold at least two values (one step), got {len(sigmas)}")
-        self.cache = PredictionCache(ORDERS[config.reuse])
+        self.cache = PredictionCache(ORDERS[config.reuse], space)
         self.estimator = make_estimator(config.criterion)
         self._mask: list[bool] = []  # decisions made by the rule, from the first judged step on (official guard)
         self._run_of_skips = 0
         self.plan = self._make_plan()
         self.path = SkipPath(sigmas=[float(s) for s in sigmas], threshold=float(config.threshold),
                              criterion=config.criterion if config.forced_path is None else "replay",
-                             reuse=config.reuse, max_consecutive_skips=int(config.max_consecutive_skips),
+                             reuse=config.reuse, space=space, max_consecutive_skips=int(config.max_consecutive_skips),
                              warmup_steps=int(config.warmup_steps))
 
     def _make_plan(self) -> list[bool] | None:

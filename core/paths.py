@@ -26,6 +26,7 @@ class SkipPath:
     threshold: float = 0.0
     criterion: str = "official"
     reuse: str = "hold"
+    space: str = "eps"  # what skipped calls reuse: d = (x - D)/σ ("eps") or D itself ("denoised")
     max_consecutive_skips: int = 4
     warmup_steps: int = 4
     sampler: str = ""

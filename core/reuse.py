@@ -36,13 +36,24 @@ def lagrange_weights(points: list[float], at: float) -> list[float]:
     return weights
 
 
-class PredictionCache:
-    """The last few computed (σ, d) pairs of one sampling run; O(order+1) tensors whatever the step count."""
+SPACES = ("eps", "denoised")
 
-    def __init__(self, order: int = 0) -> None:
+
+class PredictionCache:
+    """The last few computed (σ, value) pairs of one sampling run; O(order+1) tensors whatever the step count.
+
+    `space` says what is cached and extrapolated: "eps" caches d = (x - D)/σ (the paper's reuse; smooth along an ODE
+    trajectory), "denoised" caches D itself, for samplers that inject fresh noise every step (ancestral, SDE),
+    where d carries that noise and jumps from step to step while D stays smooth.
+    """
+
+    def __init__(self, order: int = 0, space: str = "eps") -> None:
         if order not in (0, 1, 2):
             raise ValueError(f"order must be 0 (hold), 1 (linear) or 2 (quadratic), got {order!r}")
+        if space not in SPACES:
+            raise ValueError(f"space must be one of {', '.join(SPACES)}; got {space!r}")
         self.order = order
+        self.space = space
         self._sigmas: list[float] = []
         self._ds: list[torch.Tensor] = []
 
@@ -54,10 +65,10 @@ class PredictionCache:
         return self._sigmas[-1] if self._sigmas else None
 
     def store(self, x: torch.Tensor, denoised: torch.Tensor, sigma: float) -> None:
-        """Remember d of a computed call; a call at an already cached σ replaces that entry."""
+        """Remember a computed call; a call at an already cached σ replaces that entry."""
         if sigma <= 0:
             return  # d is undefined at σ = 0 and no sampler needs it there
-        d = derivative(x, denoised, sigma).detach()
+        d = derivative(x, denoised, sigma).detach() if self.space == "eps" else denoised.detach().clone()
         if self._sigmas and self._sigmas[-1] == sigma:
             self._sigmas.pop()
             self._ds.pop()
@@ -67,7 +78,8 @@ class PredictionCache:
         del self._sigmas[:-keep], self._ds[:-keep]
 
     def predict_d(self, sigma: float, order: int | None = None) -> torch.Tensor:
-        """d at σ from the cached points, at the requested order or the highest one available."""
+        """The cached quantity (d, or D in "denoised" space) at σ, extrapolated in log σ at the requested order
+        or the highest one available."""
         if not self._ds:
             raise RuntimeError("no computed call is cached yet; the first step of a run must call the model")
         order = self.order if order is None else order
@@ -83,12 +95,15 @@ class PredictionCache:
 
     def predict(self, x: torch.Tensor, sigma: float, order: int | None = None) -> torch.Tensor:
         """The denoised output D' for a skipped call at (x, σ)."""
+        if self.space == "denoised":
+            return self.predict_d(sigma, order).to(x.dtype)
         if sigma <= 0:
             return x
         return rebuild_denoised(x, sigma, self.predict_d(sigma, order)).to(x.dtype)
 
     def disagreement(self, sigma: float, order: int) -> float | None:
-        """Relative gap ||d_hold - d_order|| / ||d_order|| at σ, or None when too few calls are cached."""
+        """Relative gap ||held - extrapolated|| / ||extrapolated|| at σ (in the cache's space), or None when too
+        few calls are cached."""
         if len(self._ds) < 2 or sigma <= 0:
             return None
         held = self._ds[-1]

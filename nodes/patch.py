@@ -20,7 +20,7 @@ import comfy.patcher_extension
 from ..core.config import SkipConfig
 from ..core.controller import SkipController
 from ..core.paths import SkipPath, merge_per_sample
-from ..core.sampler_steps import calls_per_step, unsupported_reason
+from ..core.sampler_steps import calls_per_step, reuse_space, unsupported_reason
 
 logger = logging.getLogger(__name__)
 
@@ -143,15 +143,16 @@ def _new_run(guider, setup: SkipSetup, sampler, sigmas: list[float]) -> RunState
     elif config.forced_path is None and config.criterion != "calls" and steps <= probe.first_judged_step:
         state.notes.append(f"{steps} steps are too few: the {config.criterion} rule judges from step "
                            f"{probe.first_judged_step} on, so every step was computed")
-    state.function_name = function_name.removeprefix("sample_")
+    state.function_name = function_name
     return state
 
 
 def _controllers_for(state: RunState, batch: int, scheduler: str) -> list[SkipController]:
     count = batch if state.config.per_sample else 1
-    controllers = [SkipController(state.config, state.sigmas) for _ in range(count)]
+    space = reuse_space(state.function_name, state.config.reuse)
+    controllers = [SkipController(state.config, state.sigmas, space) for _ in range(count)]
     for c in controllers:
-        c.path.sampler, c.path.scheduler = state.function_name, scheduler
+        c.path.sampler, c.path.scheduler = state.function_name.removeprefix("sample_"), scheduler
     return controllers
 
 

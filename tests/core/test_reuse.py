@@ -51,3 +51,15 @@ def test_sigma_zero_returns_x_and_lagrange_weights_sum_to_one():
 def test_predict_without_any_call_fails_clearly():
     with pytest.raises(RuntimeError, match="first step of a run must call the model"):
         PredictionCache(0).predict(torch.zeros(1), 1.0)
+
+
+def test_denoised_space_extrapolates_d_not_eps():
+    """For noise-injecting samplers D is cached and extrapolated; the x of the skipped call does not enter."""
+    cache = PredictionCache(1, space="denoised")
+    d0, d1 = torch.full((1, 2), 1.0), torch.full((1, 2), 2.0)
+    cache.store(torch.randn(1, 2), d0, 4.0)
+    cache.store(torch.randn(1, 2), d1, 2.0)
+    got = cache.predict(torch.randn(1, 2), 1.0)  # linear in log σ: log 1 is one more log-step past log 2
+    assert torch.allclose(got, torch.full((1, 2), 3.0), atol=1e-6)
+    with pytest.raises(ValueError, match="space must be one of eps, denoised"):
+        PredictionCache(0, space="velocity")
