@@ -20,6 +20,10 @@ from dataclasses import asdict, dataclass, field, replace
 Evaluate = Callable[[list[list[float]]], Sequence[float]]
 STATE_FORMAT = "adaptive_skip.evo_state"
 STATE_VERSION = 1
+# The first generation's grid: log σ_i = log σ_max + (log σ_last - log σ_max) (i / (N - 1))^p, with σ_last this far
+# up the log range from σ_min. p < 1 takes a big first step, p > 1 small early steps.
+GRID_POWERS = (0.5, 0.75, 1.0, 1.5)
+GRID_LAST = (0.0, 0.2, 0.4)
 # Settings that may change when a saved search is resumed (they extend or shorten it, not change its course).
 RESUMABLE_CHANGES = ("generations", "budget")
 
@@ -27,7 +31,12 @@ RESUMABLE_CHANGES = ("generations", "budget")
 @dataclass(frozen=True)
 class EvoConfig:
     """Search settings. `budget` and `calls_per_candidate` are in model calls (the caller decides the unit,
-    e.g. per-sample calls: N steps x calls per step x seeds)."""
+    e.g. per-sample calls: N steps x calls per step x seeds). A mutation moves each free step with probability
+    `mutation_prob` (at least one); a moved step is redrawn anywhere in range with probability `reset_prob`
+    (AutoDiffusion's mutation), otherwise nudged by a Gaussian of `mutation_scale` in log σ that shrinks 10% a
+    generation. `crossover_fraction` of the children mix two parents step by step. `grid` adds a coarse grid of
+    smooth schedules (GRID_POWERS x GRID_LAST) to the first generation, next to the seeds, so the search starts from
+    big and small first steps and from several last σ, not only from the built-ins' shapes."""
 
     steps: int
     sigma_min: float
@@ -36,12 +45,14 @@ class EvoConfig:
     top_k: int = 4
     mutation_prob: float = 0.3
     mutation_scale: float = 0.3
+    reset_prob: float = 0.2
     crossover_fraction: float = 0.5
     generations: int = 12
     min_log_gap: float = 0.02
     budget: int | None = None
     calls_per_candidate: int = 1
     fix_first: bool = True
+    grid: bool = True
     seed: int = 0
 
     def __post_init__(self):
@@ -57,6 +68,7 @@ class EvoConfig:
              f"top_k must be between 1 and population ({self.population}), got {self.top_k}")
         need(0.0 <= self.mutation_prob <= 1.0, f"mutation_prob must be in [0, 1], got {self.mutation_prob}")
         need(self.mutation_scale > 0, f"mutation_scale (log σ) must be > 0, got {self.mutation_scale}")
+        need(0.0 <= self.reset_prob <= 1.0, f"reset_prob must be in [0, 1], got {self.reset_prob}")
         need(0.0 <= self.crossover_fraction <= 1.0,
              f"crossover_fraction must be in [0, 1], got {self.crossover_fraction}")
         need(self.generations >= 1, f"generations must be at least 1, got {self.generations}")
@@ -212,7 +224,10 @@ class EvoSearch:
         genes = range(start, len(out))
         hit = [i for i in genes if rng.random() < self.config.mutation_prob] or ([rng.choice(genes)] if genes else [])
         for i in hit:
-            out[i] += rng.gauss(0.0, scale)
+            if rng.random() < self.config.reset_prob:  # AutoDiffusion's mutation: a new value anywhere in range
+                out[i] = rng.uniform(self.lo, self.hi)
+            else:  # a local step, shrinking over the generations
+                out[i] += rng.gauss(0.0, scale)
         return self.repair(out)
 
     def _crossover(self, rng: random.Random, a: Sequence[float], b: Sequence[float]) -> list[float]:
@@ -249,6 +264,12 @@ class EvoSearch:
         if g == 0:
             for name, logs in self.seeds:  # every seed, even beyond the population size
                 add(logs, name)
+            if c.grid and c.steps >= 2:
+                for p in GRID_POWERS:
+                    for frac in GRID_LAST:
+                        last = self.lo + frac * (self.hi - self.lo)
+                        add(self.repair([self.hi + (last - self.hi) * (i / (c.steps - 1)) ** p
+                                         for i in range(c.steps)]), f"grid-p{p}-last{frac}")
             attempts = 0
             while len(out) < c.population and attempts < 50 * c.population:
                 attempts += 1

@@ -185,8 +185,8 @@ class EvoTimestepSchedule:
                     "num_seeds; the many-step reference is extra). The search stops at the budget or after "
                     "'generations', whichever comes first.")}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "tooltip": (
-                    "Seeds both the search's random choices and the fitness noise. The same inputs give the "
-                    "same schedule.")}),
+                    "Seeds the search's random choices and the noise: fitness samples use seed .. seed+K-1, "
+                    "validation samples the next ones. The same inputs give the same schedule.")}),
             },
             "optional": {
                 "population": ("INT", {"default": 16, "min": 2, "max": 512, "tooltip": (
@@ -195,8 +195,9 @@ class EvoTimestepSchedule:
                     "Parents: the best k schedules found so far breed each new generation.")}),
                 "mutation_prob": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip": (
                     "Chance that a mutation moves each step's sigma (at least one always moves).")}),
-                "generations": ("INT", {"default": 12, "min": 1, "max": 1000, "tooltip": (
-                    "Generations, the first (built-ins plus variations) included.")}),
+                "generations": ("INT", {"default": 25, "min": 1, "max": 1000, "tooltip": (
+                    "At most this many generations, the first (built-ins plus a grid of smooth schedules) "
+                    "included; the budget usually ends the search first.")}),
                 "reference_steps": ("INT", {"default": 200, "min": 10, "max": 2000, "tooltip": (
                     "Steps of the reference each candidate is compared with.")}),
                 "reference_sampler": (_reference_choices(), {"default": REFERENCE_AUTO, "tooltip": (
@@ -229,7 +230,7 @@ class EvoTimestepSchedule:
                    "seeds. Results are saved and reused: the same inputs return instantly.")
 
     def search(self, model, positive, negative, latent_image, sampler_name, steps, cfg, num_seeds, budget, seed,
-               population=16, top_k=4, mutation_prob=0.3, generations=12, reference_steps=200,
+               population=16, top_k=4, mutation_prob=0.3, generations=25, reference_steps=200,
                reference_sampler=REFERENCE_AUTO, validation_seeds=8, candidates_per_call=8, save_as=""):
         if top_k > population:
             raise ValueError(f"top_k ({top_k}) must not exceed population ({population}); lower top_k")
@@ -274,7 +275,7 @@ class SearchSettings:
     population: int = 16
     top_k: int = 4
     mutation_prob: float = 0.3
-    generations: int = 12
+    generations: int = 25
     reference_steps: int = 200
     reference_sampler: str = "dpmpp_2m"
     validation_seeds: int = 8

@@ -26,10 +26,10 @@ import workflow_convert  # noqa: E402
 sys.path.remove(str(HERE))
 
 MODEL = "adaptive_skip_digits.safetensors"
-SHIPPED = "digits_dpmpp_2m_5steps.json"  # written by scripts/schedule_report.py --save-schedules schedules
-SEARCH = {"sampler_name": "dpmpp_2m", "steps": 5, "cfg": 3.0, "num_seeds": 4, "budget": 1600, "seed": 0,
-          "population": 16, "top_k": 4, "mutation_prob": 0.3, "generations": 12, "reference_steps": 200,
-          "reference_sampler": "auto", "candidates_per_call": 8, "save_as": ""}
+SHIPPED = "digits_workflow_dpmpp_2m_5steps.json"  # shipped by --populate (the search workflow's own result)
+SEARCH = {"sampler_name": "dpmpp_2m", "steps": 5, "cfg": 3.0, "num_seeds": 8, "budget": 2500, "seed": 0,
+          "population": 16, "top_k": 4, "mutation_prob": 0.3, "generations": 25, "reference_steps": 200,
+          "reference_sampler": "auto", "validation_seeds": 8, "candidates_per_call": 8, "save_as": ""}
 
 
 def _common() -> dict:
@@ -110,7 +110,7 @@ def with_skip() -> tuple[dict, dict]:
     prompt = _common()
     prompt["5"] = {"class_type": "EvoTimestepSchedule", "inputs": {
         "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
-        **dict(SEARCH, steps=10, budget=3000)}}
+        **dict(SEARCH, steps=10, budget=5000)}}
     prompt["6"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "dpmpp_2m"}}
     prompt["7"] = {"class_type": "AdaptiveSkipKSampler", "inputs": {
         "model": ["1", 0], "seed": 0, "steps": 10, "cfg": 3.0, "sampler_name": "dpmpp_2m", "scheduler": "karras",
@@ -146,15 +146,20 @@ def main(argv=None) -> int:
     _, nodes, pack = comfy_env.boot_comfyui()
     out_dir = comfy_env.PACK_ROOT / "workflows"
     (out_dir / "api").mkdir(exist_ok=True)
-    for name, build in WORKFLOWS.items():
-        prompt, layout = build()
+
+    def write(name):
+        prompt, layout = WORKFLOWS[name]()
         ui = workflow_convert.api_to_ui(prompt, nodes.NODE_CLASS_MAPPINGS, **layout)
         (out_dir / name).write_text(json.dumps(ui, indent=1) + "\n")
         (out_dir / "api" / name).write_text(json.dumps(prompt, indent=1) + "\n")
         print(f"wrote workflows/{name} and workflows/api/{name}")
+
+    for name in POPULATE:
+        write(name)
     if args.populate:
-        import folder_paths
         import importlib
+
+        import folder_paths
         sched = importlib.import_module(pack.__name__ + ".nodes.schedule")
         holder = Path(tempfile.mkdtemp(prefix="evo_populate_"))
         folder_paths.folder_names_and_paths[sched.FOLDER] = ([str(holder), sched.SHIPPED_DIR], {".json"})
@@ -166,6 +171,11 @@ def main(argv=None) -> int:
             target = Path(sched.SHIPPED_DIR) / f"digits_workflow_{record['sampler']}_{record['steps']}steps.json"
             shutil.copyfile(path, target)
             print(f"shipped {target.relative_to(comfy_env.PACK_ROOT)}")
+    if not (comfy_env.PACK_ROOT / "schedules" / SHIPPED).is_file():
+        raise SystemExit(f"schedules/{SHIPPED} is missing: run with --populate first")
+    for name in WORKFLOWS:
+        if name not in POPULATE:
+            write(name)
     return 0
 
 

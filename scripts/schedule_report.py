@@ -3,12 +3,14 @@
     python scripts/schedule_report.py                       # euler and dpmpp_2m at N = 4, 5, 6, 8, 10
     python scripts/schedule_report.py --save-schedules schedules --save-steps 4 5 6 8
 
-For each sampler: a 200-step reference (karras, same sampler) for the fitness seeds and for held-out seeds; for each
-N, every built-in schedule and two searches (different search seed and different fitness seeds) scored on the
-held-out seeds. Fidelity is the latent MSE against the reference and the PSNR of the decoded 8x8 digits
+For each sampler: a 200-step reference (karras, same sampler) for the fitness, validation and held-out seeds; for
+each N, every built-in schedule and two searches (different search seed, different fitness and validation seeds)
+scored on the held-out seeds. A search is what EvoTimestepSchedule runs: evolution on the fitness seeds, then its 4
+best finds and every built-in re-scored on the validation seeds, the lowest mean over both wins (it may be a
+built-in). Fidelity is the latent MSE against the reference and the PSNR of the decoded 8x8 digits
 (10 log10(1 / pixel MSE), pixels in [0, 1]). Search cost is in per-sample model calls (a CFG pair counts once; calls
-shared between candidates count once) and wall seconds, the reference excluded (it is reported once per sampler).
-Conditioning cycles through the digit classes, so a schedule is scored over several digits.
+shared between candidates count once) and wall seconds, references excluded (reported once per sampler).
+--digit picks the prompt (one digit class, as a workflow's conditioning is); --digit mixed cycles through 0-9.
 """
 from __future__ import annotations
 
@@ -33,12 +35,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samplers", nargs="+", default=["euler", "dpmpp_2m"])
     parser.add_argument("--steps", nargs="+", type=int, default=[4, 5, 6, 8, 10])
-    parser.add_argument("--fit-seeds", type=int, default=4, help="K: samples each candidate is scored on")
-    parser.add_argument("--holdout-seeds", type=int, default=16)
-    parser.add_argument("--budget", type=int, default=1600, help="search budget, per-sample model calls")
+    parser.add_argument("--digit", default="3", help="digit class 0-9 of the prompt, or 'mixed' (cycles 0-9)")
+    parser.add_argument("--fit-seeds", type=int, default=8, help="K: samples each candidate is scored on")
+    parser.add_argument("--validation-seeds", type=int, default=8, help="V: fresh samples the finalists are re-scored on")
+    parser.add_argument("--holdout-seeds", type=int, default=32)
+    parser.add_argument("--budget", type=int, default=4000, help="search budget, per-sample model calls")
     parser.add_argument("--population", type=int, default=16)
     parser.add_argument("--top-k", type=int, default=4)
-    parser.add_argument("--generations", type=int, default=12)
+    parser.add_argument("--generations", type=int, default=25)
     parser.add_argument("--search-seeds", nargs=2, type=int, default=[0, 1])
     parser.add_argument("--cfg", type=float, default=3.0)
     parser.add_argument("--reference-steps", type=int, default=200)
@@ -59,8 +63,10 @@ def main(argv=None) -> int:
 
     runner_mod, evolution, library, demo = (mod("nodes.schedule_runner"), mod("core.evolution"),
                                             mod("core.schedule_library"), mod("nodes.demo_model"))
+    validate_finds = mod("nodes.schedule").validate_finds
     digits_features = mod("core.digits_features")
-    model_path = comfy_env.PACK_ROOT / "models" / demo.UNET_FILE
+    import folder_paths
+    model_path = Path(folder_paths.get_full_path_or_raise("diffusion_models", demo.UNET_FILE))  # as UNETLoader finds it
     model = comfy.sd.load_diffusion_model(str(model_path))
     cond = demo.load_digits_cond()
     emb = cond["class_embeddings"].float()
@@ -70,7 +76,7 @@ def main(argv=None) -> int:
     latent = {"samples": torch.zeros(1, 4, 4, 4)}
 
     def conds(k: int, offset: int):
-        labels = (torch.arange(k) + offset) % 10
+        labels = (torch.arange(k) + offset) % 10 if args.digit == "mixed" else torch.full((k,), int(args.digit))
         return [[emb[labels].unsqueeze(1), {}]], [[emb[demo.NULL_INDEX].expand(k, -1).unsqueeze(1).contiguous(), {}]]
 
     def make_runner(sampler: str, k: int, seed: int, offset: int):
@@ -90,8 +96,9 @@ def main(argv=None) -> int:
         return res
 
     print(f"bundled model {model_path.name} ({info.model_type}, sigma {info.sigma_min:.4g}..{info.sigma_max:.4g}); "
-          f"cfg {args.cfg}; digits cycle 0-9; reference {args.reference_steps} steps karras (same sampler); "
-          f"fitness on {args.fit_seeds} seeds, table on {args.holdout_seeds} held-out seeds; search: population "
+          f"cfg {args.cfg}; digit {args.digit}; reference {args.reference_steps} steps karras (same sampler); "
+          f"fitness on {args.fit_seeds} seeds, validation on {args.validation_seeds}, table on {args.holdout_seeds} "
+          f"held-out seeds; search: population "
           f"{args.population}, top-{args.top_k}, <= {args.generations} generations, budget {args.budget} calls; "
           f"torch threads {args.threads}", flush=True)
     rows, saved = [], []
@@ -104,54 +111,64 @@ def main(argv=None) -> int:
         fits = {}
         for s in args.search_seeds:
             r = make_runner(sampler, args.fit_seeds, 100 * s, 3 * s)
-            fits[s] = (r, r.sample(ref_sigmas))
-        ref_calls = hold.calls + sum(r.calls for r, _ in fits.values())
+            v = make_runner(sampler, args.validation_seeds, 100 * s + 50, 3 * s + 5)
+            fits[s] = (r, r.sample(ref_sigmas), v, v.sample(ref_sigmas))
+        ref_calls = hold.calls + sum(r.calls + v.calls for r, _, v, _ in fits.values())
         print(f"{sampler}: references {ref_calls} calls, {time.perf_counter() - t0:.0f} s", flush=True)
         for n in args.steps:
-            baselines = runner_mod.builtin_baselines(model, sampler, n)
+            baselines = {k: v.tolist() for k, v in runner_mod.builtin_baselines(model, sampler, n).items()}
             names = list(baselines)
             searches = {}
             for s in args.search_seeds:
-                r, ref = fits[s]
-                calls_before = r.calls
+                r, ref, v, vref = fits[s]
+                calls_before = r.calls + v.calls
                 config = evolution.EvoConfig(
                     steps=n, sigma_min=info.sigma_min, sigma_max=info.sigma_max, population=args.population,
                     top_k=args.top_k, generations=args.generations, budget=args.budget,
                     calls_per_candidate=n * args.fit_seeds, seed=s)
                 t1 = time.perf_counter()
-                result = evolution.search(config, lambda c, r=r, ref=ref: runner_mod.mse_per_candidate(r.run(c), ref),
-                                          seeds={k: v.tolist() for k, v in baselines.items()})
-                searches[s] = (result, r.calls - calls_before, time.perf_counter() - t1)
-            held = score(hold.run([baselines[k].tolist() for k in names]
-                                  + [searches[s][0].sigmas for s in args.search_seeds]), ref_hold)
+                search = evolution.EvoSearch(config, lambda c, r=r, ref=ref: runner_mod.mse_per_candidate(r.run(c), ref),
+                                             seeds=baselines)
+                result = search.run()
+                fit = dict(result.seed_fitness)
+                missing = [k for k in names if k not in fit or k in search.repaired_seeds]
+                fit.update(zip(missing, runner_mod.mse_per_candidate(r.run([baselines[k] for k in missing]), ref)))
+                pick, sigmas, combined = validate_finds(
+                    search, baselines, fit, lambda c, v=v, vref=vref: runner_mod.mse_per_candidate(v.run(c), vref),
+                    args.fit_seeds, args.validation_seeds)
+                searches[s] = (result, pick, sigmas, combined, r.calls + v.calls - calls_before,
+                               time.perf_counter() - t1)
+            held = score(hold.run([baselines[k] for k in names] + [searches[s][2] for s in args.search_seeds]),
+                         ref_hold)
             base = dict(zip(names, held[:len(names)]))
             best = min(base, key=lambda k: base[k][0])
             row = {"sampler": sampler, "N": n, "base": base, "best": best, "search": {}}
             for s, h in zip(args.search_seeds, held[len(names):]):
-                result, calls, seconds = searches[s]
-                row["search"][s] = (h, calls, seconds, result)
+                row["search"][s] = (h, *searches[s])
             rows.append(row)
             line = " ".join(f"{k} {v[0]:.4g}" for k, v in base.items())
             print(f"{sampler} N={n}: {line}", flush=True)
-            for s, (h, calls, seconds, result) in row["search"].items():
-                print(f"   search seed {s}: held-out {h[0]:.4g} ({h[1]:.2f} dB), {base[best][0] / h[0]:.2f}x lower "
-                      f"than {best}; fit {result.fitness:.4g} vs best seed {min(result.seed_fitness.values()):.4g}; "
-                      f"{result.evaluated} candidates, {calls} calls, {seconds:.1f} s; "
-                      f"{library.format_sigmas(result.sigmas)}", flush=True)
+            for s, (h, result, pick, sigmas, combined, calls, seconds) in row["search"].items():
+                best_fit = min(combined[k] for k in names)
+                print(f"   search seed {s}: picked {pick}; held-out {h[0]:.4g} ({h[1]:.2f} dB), "
+                      f"{base[best][0] / h[0]:.2f}x lower than {best}; fit+validation {combined[pick]:.4g} vs best "
+                      f"built-in {best_fit:.4g}; {result.evaluated} candidates, {calls} calls, {seconds:.1f} s; "
+                      f"{library.format_sigmas(sigmas)}", flush=True)
             first = args.search_seeds[0]
             if args.save_schedules and (args.save_steps is None or n in args.save_steps):
-                h, calls, seconds, result = row["search"][first]
+                h, result, pick, sigmas, combined, calls, seconds = row["search"][first]
                 record = library.ScheduleRecord(
-                    sigmas=[float(v) for v in torch.tensor(result.sigmas, dtype=torch.float32).tolist()],
+                    sigmas=[float(v) for v in torch.tensor(sigmas, dtype=torch.float32).tolist()],
                     sampler=sampler, model_type=info.model_type, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
                     model_id=runner_mod.model_identity(model), fitness=h[0],
                     fitness_metric=(f"latent MSE vs {args.reference_steps}-step {sampler} (karras) on "
-                                    f"{args.holdout_seeds} held-out seeds, cfg {args.cfg}, digits 0-9"),
+                                    f"{args.holdout_seeds} held-out seeds, cfg {args.cfg}, digit {args.digit}"),
                     baselines={k: v[0] for k, v in base.items()},
                     search={"population": args.population, "top_k": args.top_k, "generations": args.generations,
-                            "budget": args.budget, "num_seeds": args.fit_seeds, "seed": first, "cfg": args.cfg,
-                            "evaluated": result.evaluated, "model_calls": calls, "seconds": round(seconds, 1),
-                            "found_by": "scripts/schedule_report.py"},
+                            "budget": args.budget, "num_seeds": args.fit_seeds,
+                            "validation_seeds": args.validation_seeds, "seed": first, "cfg": args.cfg,
+                            "picked": pick, "evaluated": result.evaluated, "model_calls": calls,
+                            "seconds": round(seconds, 1), "found_by": "scripts/schedule_report.py"},
                     created=library.now_iso(),
                     note=f"found on the bundled digits model ({demo.UNET_FILE}) by scripts/schedule_report.py")
                 path = library.save_record(record, args.save_schedules, f"digits_{sampler}_{n}steps")
@@ -162,7 +179,7 @@ def main(argv=None) -> int:
     head = ["sampler", "N"] + [f"{k}" for k in rows[0]["base"]] + [
         "best built-in", f"searched (seed {a})", "gain", f"searched (seed {b})", "gain", "search cost (calls, s)"]
     print("Latent MSE vs the 200-step reference on held-out seeds (PSNR of decoded digits, dB); gain = best "
-          "built-in MSE / searched MSE\n")
+          "built-in MSE / searched MSE; [name] = validation kept that built-in\n")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for row in rows:
@@ -172,8 +189,9 @@ def main(argv=None) -> int:
         cells.append(f"{best} {base[best][0]:.4g} ({base[best][1]:.1f})")
         costs = []
         for s in (a, b):
-            h, calls, seconds, _ = row["search"][s]
-            cells += [f"{h[0]:.4g} ({h[1]:.1f})", f"{base[best][0] / h[0]:.2f}x"]
+            h, _, pick, _, _, calls, seconds = row["search"][s]
+            tag = "" if pick.startswith("search") else f" [{pick}]"
+            cells += [f"{h[0]:.4g} ({h[1]:.1f}){tag}", f"{base[best][0] / h[0]:.2f}x"]
             costs.append(f"{calls}, {seconds:.0f}")
         cells.append(" / ".join(costs))
         print("| " + " | ".join(cells) + " |")
