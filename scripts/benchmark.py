@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             specs.setdefault(check.key, check)
     notes: list[str] = []
     cache_path = out / f"runs_{mode.name}.pt"
-    cached, cached_oracle = H.load_results(cache_path) if args.resume else ({}, {})
+    cached, cached_oracle, cached_machine = H.load_results(cache_path) if args.resume else ({}, {}, {})
     oracle_module = None if args.no_oracle else optional_module(pack, "oracle")
     oracle_found: dict[str, object] = {}
     if args.no_oracle:
@@ -197,8 +197,23 @@ def main(argv: list[str] | None = None) -> int:
     log.warning("benchmark: %d distinct runs x %d pass(es), %d seeds, %s", len(specs), mode.repeats, mode.seeds,
                 ", ".join(sp.section.name for sp in plans))
     rng = random.Random(0)
+    fresh = sum(1 for k in specs if k not in cached)
     results = run_all(harness, list(specs.values()), mode.repeats, rng, cached)
-    H.save_results(cache_path, results, oracle_found)
+    sampling = {"sampling_wall_s": f"{time.perf_counter() - wall_start:.0f}",
+                "load_average_sampling_end": " ".join(f"{v:.2f}" for v in os.getloadavg())}
+    machine.update(sampling)
+    original: dict[str, str] = {}
+    if cached:
+        original = cached_machine
+        if not original and (out / "meta.json").is_file():
+            original = json.loads((out / "meta.json").read_text()).get("machine", {})
+        machine.update(resumed="yes", fresh_runs=str(fresh),
+                       original_wall_s=original.get("benchmark_wall_s", original.get("sampling_wall_s", "?")),
+                       original_load=f"{original.get('load_average_start', '?')} / "
+                                     f"{original.get('load_average_end', original.get('load_average_sampling_end', '?'))}")
+        notes.append(f"re-scored with --resume from {cache_path.name}: {len(specs) - fresh} runs taken from the cache, "
+                     f"{fresh} sampled now")
+    H.save_results(cache_path, results, oracle_found, original if cached else machine)
     if oracle_module is not None and mode.oracle and not args.no_oracle:
         notes += OPT.driver_check(pack, harness, plans, results, mode)
 
@@ -242,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     pareto_paths = PL.plot_pareto(rows, out, optional_module(pack, "draw"))
     machine["load_average_end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     machine["benchmark_wall_s"] = f"{time.perf_counter() - wall_start:.0f}"
+    if not cached:  # the cache keeps the description of the session that sampled the runs
+        H.save_results(cache_path, results, oracle_found, machine)
     md = MD.markdown_report(mode, plans, rows, reference_lines, notes, machine, command, overhead, schedule_md,
                            [p.name for p in pareto_paths])
     (out / "benchmark.md").write_text(md)

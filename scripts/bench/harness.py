@@ -243,16 +243,18 @@ def _fix_easycache_batching(model) -> None:
     holder.__class__ = BatchSlicedEasyCacheHolder
 
 
-def save_results(path: Path, results: dict[str, RunResult], oracle: dict[str, Any]) -> None:
-    """Cache finished runs (and the oracle's found paths) so --resume can re-score without sampling again."""
-    torch.save({"results": results, "oracle": oracle}, path)
+def save_results(path: Path, results: dict[str, RunResult], oracle: dict[str, Any],
+                 machine: dict[str, str] | None = None) -> None:
+    """Cache finished runs, the oracle's found paths and the sampling session's machine description, so --resume
+    can re-score without sampling again."""
+    torch.save({"results": results, "oracle": oracle, "machine": machine or {}}, path)
 
 
-def load_results(path: Path) -> tuple[dict[str, RunResult], dict[str, Any]]:
+def load_results(path: Path) -> tuple[dict[str, RunResult], dict[str, Any], dict[str, str]]:
     if not path.is_file():
-        return {}, {}
+        return {}, {}, {}
     data = torch.load(path, weights_only=False)
-    return data.get("results", {}), data.get("oracle", {})
+    return data.get("results", {}), data.get("oracle", {}), data.get("machine", {})
 
 
 def karras_from(sigma_start: float, sigma_min: float, steps: int) -> tuple[float, ...]:

@@ -35,7 +35,12 @@ def markdown_report(mode: P.Mode, plans: list[P.SectionPlan], rows: list[dict[st
            f"{machine['os']}  ",
            f"Load average at start / end: {machine['load_average_start']} / {machine.get('load_average_end', '?')} "
            f"(the machine is shared; runs are interleaved so noise hits all methods alike)  ",
-           f"Benchmark wall time: {machine.get('benchmark_wall_s', '?')} s", "",
+           (f"Re-scored with --resume in {machine.get('benchmark_wall_s', '?')} s ({machine.get('fresh_runs', '?')} "
+            f"runs sampled in this session, the rest cached); the original full session took "
+            f"{machine.get('original_wall_s', '?')} s at load average {machine.get('original_load', '?')}"
+            if machine.get("resumed") else
+            f"Benchmark wall time: {machine.get('benchmark_wall_s', '?')} s (sampling, oracle search included: "
+            f"{machine.get('sampling_wall_s', '?')} s)"), "",
            f"Setting: model `{mode.model}`, {mode.seeds} seeds as one batch (seed i draws digit i mod 10, negative = "
            f"null class), cfg {mode.cfg}, {mode.steps} steps, call budgets {mode.budgets[0]}–{mode.budgets[-1]}. "
            "A model call is one CFG evaluation of the whole batch, counted at the UNet (so EasyCache's skipped "
