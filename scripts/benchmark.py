@@ -112,6 +112,27 @@ def run_all(harness, specs: list[P.RunSpec], repeats: int, rng: random.Random, c
     return results
 
 
+def code_identity() -> dict[str, str]:
+    """The pack code a run measured: git commit, whether core/ or nodes/ had uncommitted changes, and a hash of
+    their Python files (what --resume compares before reusing AdaptiveSkip and oracle runs)."""
+    import hashlib
+    import subprocess
+    root = comfy_env.PACK_ROOT
+    digest = hashlib.sha256()
+    for path in sorted(list((root / "core").glob("*.py")) + list((root / "nodes").glob("*.py"))):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    out = {"code_hash": digest.hexdigest()[:16], "commit": "unknown", "dirty": ""}
+    try:
+        out["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                       text=True, timeout=10).stdout.strip() or "unknown"
+        status = subprocess.run(["git", "status", "--porcelain", "--", "core", "nodes"], cwd=root,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        out["dirty"] = "yes" if status else ""
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
 def optional_module(pack, name: str):
     """The pack's core module `name`, or None when it does not exist (yet)."""
     if not (comfy_env.PACK_ROOT / "core" / f"{name}.py").is_file():
@@ -142,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench import harness as H, markdown as MD, models as M, optional as OPT, plot as PL, report as R
 
     machine = machine_description()
+    machine.update(code_identity())
     log.warning("benchmark %s on %s (ComfyUI %s at %s)", mode.name, machine["cpu"], machine["comfyui"], root)
     model, emb, decode = M.load_digits_model(mode.model)
     positive, negative, latent, noise, _labels = M.digits_inputs(emb, mode.seeds, mode.latent_side)
@@ -164,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     cache_path = out / f"runs_{mode.name}.pt"
     cached, cached_oracle, cached_machine = H.load_results(cache_path) if args.resume else ({}, {}, {})
+    if cached and cached_machine.get("code_hash") != machine["code_hash"]:
+        stale = [k for k, r in cached.items() if r.spec.method in (P.ADAPTIVE, P.ORACLE)]
+        for k in stale:
+            del cached[k]
+        cached_oracle = {}
+        notes.append(f"--resume: the pack's core/ or nodes/ code changed since {cache_path.name} was written; its "
+                     f"{len(stale)} AdaptiveSkip and oracle runs were sampled again and the oracle re-searched")
     oracle_module = None if args.no_oracle else optional_module(pack, "oracle")
     oracle_found: dict[str, object] = {}
     if args.no_oracle:
@@ -213,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                                      f"{original.get('load_average_end', original.get('load_average_sampling_end', '?'))}")
         notes.append(f"re-scored with --resume from {cache_path.name}: {len(specs) - fresh} runs taken from the cache, "
                      f"{fresh} sampled now")
-    H.save_results(cache_path, results, oracle_found, original if cached else machine)
+    identity = {k: machine[k] for k in ("code_hash", "commit", "dirty")}
+    H.save_results(cache_path, results, oracle_found, dict(original, **identity) if cached else machine)
     if oracle_module is not None and mode.oracle and not args.no_oracle:
         notes += OPT.driver_check(pack, harness, plans, results, mode)
 

@@ -30,7 +30,10 @@ def markdown_report(mode: P.Mode, plans: list[P.SectionPlan], rows: list[dict[st
                     notes: list[str], machine: dict[str, str], command: str, overhead: dict[str, Any] | None,
                     schedule_md: str, plot_names: list[str]) -> str:
     out = [f"# AdaptiveSkip benchmark ({mode.name} mode)", "",
-           f"Command: `{command}`  ", f"Machine: {machine['cpu']}; torch {machine['torch']} "
+           f"Command: `{command}`  ",
+           f"Pack code: commit {machine.get('commit', '?')}"
+           f"{' with uncommitted changes in core/ or nodes/' if machine.get('dirty') else ''} "
+           f"(core/ + nodes/ hash {machine.get('code_hash', '?')})  ", f"Machine: {machine['cpu']}; torch {machine['torch']} "
            f"({machine['torch_threads']} threads), Python {machine['python']}, ComfyUI {machine['comfyui']}, "
            f"{machine['os']}  ",
            f"Load average at start / end: {machine['load_average_start']} / {machine.get('load_average_end', '?')} "
