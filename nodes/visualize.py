@@ -239,6 +239,10 @@ class SkipPathOracle:
             "optional": {
                 "match_path": (SKIP_PATH, {"tooltip": "When connected, the budget is this path's computed steps "
                                                       "(e.g. an AdaptiveSkip KSampler run), overriding model_calls."}),
+                "batch_size": ("INT", {"default": 16, "min": 1, "max": 256,
+                                       "tooltip": "Candidate paths sampled together in one batch; lower it if "
+                                                  "memory is short. 1 runs one candidate at a time."}),
+                # appended after batch_size: widget order of saved workflows must not shift
                 "method": (["greedy", "evolutionary"], {
                     "default": "greedy",
                     "tooltip": "greedy: the paper's oracle (about N²/2 candidate runs). evolutionary: AutoDiffusion-"
@@ -248,9 +252,6 @@ class SkipPathOracle:
                                         "tooltip": "evolutionary: generations of the search."}),
                 "population": ("INT", {"default": 16, "min": 2, "max": 256,
                                        "tooltip": "evolutionary: candidate paths per generation (top 4 kept)."}),
-                "batch_size": ("INT", {"default": 16, "min": 1, "max": 256,
-                                       "tooltip": "Candidate paths sampled together in one batch; lower it if "
-                                                  "memory is short. 1 runs one candidate at a time."}),
             },
         }
 
