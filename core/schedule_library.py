@@ -111,6 +111,7 @@ def save_record(record: ScheduleRecord, folder: str, name: str) -> str:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(record.to_dict(), f, indent=1)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a library file is ordinary data
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -82,7 +82,7 @@ def scheduler_name(filename: str) -> str:
     return SCHEDULER_PREFIX + os.path.splitext(filename)[0].replace(os.sep, "/")
 
 
-def _scheduler_handler(record: ScheduleRecord):
+def _scheduler_handler(name: str, record: ScheduleRecord):
     """fn(model_sampling, steps) for comfy.samplers.SchedulerHandler(use_ms=True): the saved schedule mapped to the
     model's σ range (log σ) and to the requested step count (log-linear, as Align Your Steps does)."""
     def handler(model_sampling, steps: int) -> torch.Tensor:
@@ -91,8 +91,8 @@ def _scheduler_handler(record: ScheduleRecord):
         if not (math.isclose(lo, record.sigma_min, rel_tol=1e-4) and math.isclose(hi, record.sigma_max, rel_tol=1e-4)):
             sigmas = resample_log_sigmas(sigmas, lo, hi, record.sigma_min, record.sigma_max)
         if steps != record.steps:
-            logger.info("AdaptiveSkip schedule %s: saved for %d steps, stretched to %d in log sigma",
-                        record.sampler, record.steps, steps)
+            logger.info("AdaptiveSkip scheduler %s: saved for %d steps, stretched to %d in log sigma",
+                        name, record.steps, steps)
             sigmas = resample_log_steps(sigmas, steps)
         return sigmas
     return handler
@@ -106,7 +106,7 @@ def register_scheduler(filename: str, record: ScheduleRecord) -> str | None:
         return None
     if name in names and not name.startswith(SCHEDULER_PREFIX):
         return None
-    handlers[name] = comfy.samplers.SchedulerHandler(_scheduler_handler(record), use_ms=True)
+    handlers[name] = comfy.samplers.SchedulerHandler(_scheduler_handler(name, record), use_ms=True)
     if name not in names:
         names.append(name)  # the same list object as KSampler.SCHEDULERS, which validation checks
     return name
@@ -242,9 +242,7 @@ class EvoTimestepSchedule:
             reference_steps=reference_steps, reference_sampler=_resolve_reference(sampler_name, reference_sampler),
             validation_seeds=validation_seeds)
         model_id = model_identity(model)
-        key = cache_key(version=CACHE_VERSION, model=model_id, positive=conditioning_digest(positive),
-                        negative=conditioning_digest(negative), shape=list(latent_image["samples"].shape[1:]),
-                        **asdict(settings))
+        key = search_key(model_id, positive, negative, latent_image, settings)
         hit = find_cached(key)
         if hit is not None:
             filename, record = hit
@@ -294,6 +292,13 @@ def validate_finds(search: EvoSearch, baselines: dict[str, list[float]], baselin
                 for (name, (_, fit)), val in zip(candidates.items(), scores)}
     pick = min(combined, key=lambda name: (combined[name], name))
     return pick, [float(v) for v in candidates[pick][0]], combined
+
+
+def search_key(model_id: str, positive, negative, latent_image, settings: SearchSettings) -> str:
+    """The cache key of a search: the model's fingerprint, both conditionings, the latent shape and the settings."""
+    return cache_key(version=CACHE_VERSION, model=model_id, positive=conditioning_digest(positive),
+                     negative=conditioning_digest(negative), shape=list(latent_image["samples"].shape[1:]),
+                     **asdict(settings))
 
 
 def run_search(model, positive, negative, latent_image, settings: SearchSettings, candidates_per_call: int, key: str,

@@ -106,31 +106,43 @@ def load() -> tuple[dict, dict]:
 
 
 def with_skip() -> tuple[dict, dict]:
-    """A searched 10-step schedule driving AdaptiveSkipKSampler through its sigmas input."""
+    """A searched 10-step schedule driving AdaptiveSkipKSampler through its sigmas input: the adaptive official rule
+    with quadratic reuse, and a fixed budget of 7 model calls with linear reuse."""
     prompt = _common()
     prompt["5"] = {"class_type": "EvoTimestepSchedule", "inputs": {
         "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
         **dict(SEARCH, steps=10, budget=5000)}}
     prompt["6"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "dpmpp_2m"}}
-    prompt["7"] = {"class_type": "AdaptiveSkipKSampler", "inputs": {
-        "model": ["1", 0], "seed": 0, "steps": 10, "cfg": 3.0, "sampler_name": "dpmpp_2m", "scheduler": "karras",
-        "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0, "threshold": 0.05,
-        "max_consecutive_skips": 2, "warmup_steps": 3, "criterion": "error", "reuse": "quadratic",
-        "sigmas": ["5", 0]}}
+    skip = {"model": ["1", 0], "seed": 0, "steps": 10, "cfg": 3.0, "sampler_name": "dpmpp_2m", "scheduler": "karras",
+            "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0, "threshold": 0.01,
+            "max_consecutive_skips": 2, "warmup_steps": 3, "criterion": "official", "reuse": "quadratic",
+            "sigmas": ["5", 0]}
+    prompt["7"] = {"class_type": "AdaptiveSkipKSampler", "inputs": skip}
     prompt["8"] = _custom(["5", 0])
     prompt["9"] = _ksampler(200, "karras")
     prompt["10"] = {"class_type": "AdaptiveSkipCompare", "inputs": {
         "reference": ["9", 0], "latent": ["7", 0], "skip_path": ["7", 1],
-        "label": "searched 10-step schedule + AdaptiveSkip"}}
+        "label": "searched 10-step schedule + AdaptiveSkip (official rule)"}}
     prompt["11"] = {"class_type": "AdaptiveSkipCompare", "inputs": {
         "reference": ["9", 0], "latent": ["8", 0], "label": "searched 10-step schedule, every call"}}
-    _decode_save(prompt, 12, ["7", 0], "evo_skip")
-    _decode_save(prompt, 14, ["8", 0], "evo_noskip")
+    prompt["12"] = {"class_type": "AdaptiveSkipKSampler", "inputs": dict(
+        skip, criterion="calls", target_calls=7, reuse="linear")}
+    prompt["13"] = {"class_type": "AdaptiveSkipCompare", "inputs": {
+        "reference": ["9", 0], "latent": ["12", 0], "skip_path": ["12", 1],
+        "label": "searched 10-step schedule, 7 model calls"}}
+    prompt["14"] = _ksampler(7, "exponential")
+    prompt["15"] = {"class_type": "AdaptiveSkipCompare", "inputs": {
+        "reference": ["9", 0], "latent": ["14", 0], "label": "exponential, 7 steps (7 calls)"}}
+    _decode_save(prompt, 16, ["7", 0], "evo_skip")
+    _decode_save(prompt, 18, ["12", 0], "evo_skip_7calls")
+    _decode_save(prompt, 20, ["8", 0], "evo_noskip")
     titles = {"5": "Search a 10-step schedule (cached in schedules/)", "7": "AdaptiveSkip on the searched schedule",
-              "8": "Searched schedule, no skipping", "9": "200-step reference"}
+              "8": "Searched schedule, no skipping", "9": "200-step reference",
+              "12": "Searched schedule, 7 of 10 calls", "14": "Best built-in at 7 steps"}
     positions = {"1": (20, 40), "2": (20, 200), "3": (20, 330), "4": (20, 460), "5": (380, 40), "6": (380, 560),
                  "7": (760, 40), "8": (760, 560), "9": (760, 900), "10": (1140, 40), "11": (1140, 260),
-                 "12": (1140, 480), "13": (1500, 480), "14": (1140, 760), "15": (1500, 760)}
+                 "12": (380, 900), "13": (1140, 480), "14": (760, 1240), "15": (1140, 700), "16": (1500, 40),
+                 "17": (1860, 40), "18": (1500, 400), "19": (1860, 400), "20": (1500, 760), "21": (1860, 760)}
     return prompt, {"positions": positions, "titles": titles}
 
 
@@ -170,7 +182,7 @@ def main(argv=None) -> int:
             record = json.loads(path.read_text())
             target = Path(sched.SHIPPED_DIR) / f"digits_workflow_{record['sampler']}_{record['steps']}steps.json"
             shutil.copyfile(path, target)
-            print(f"shipped {target.relative_to(comfy_env.PACK_ROOT)}")
+            print(f"shipped schedules/{target.name}")
     if not (comfy_env.PACK_ROOT / "schedules" / SHIPPED).is_file():
         raise SystemExit(f"schedules/{SHIPPED} is missing: run with --populate first")
     for name in WORKFLOWS:

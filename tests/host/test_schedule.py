@@ -345,3 +345,57 @@ def test_validation_prefers_a_builtin_when_the_finds_do_not_hold_up(host):
     assert pick == "karras" and sigmas == builtin["karras"] and combined["karras"] == min(combined.values())
     pick, sigmas, _ = sched.validate_finds(search, builtin, fit, validation_favours("search"), 4, 4)
     assert pick == "search #1" and sigmas == result.sigmas
+
+
+SCHEDULE_WORKFLOWS = ("evo_schedule_search.json", "evo_schedule_load.json", "evo_schedule_with_skip.json")
+
+
+def _script(name):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"adaptive_skip_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", SCHEDULE_WORKFLOWS)
+def test_schedule_workflows_match_their_api_twins(host, name):
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2] / "workflows"
+    ui, api = json.loads((root / name).read_text()), json.loads((root / "api" / name).read_text())
+    converted = _script("workflow_convert").ui_to_api(ui, host.nodes.NODE_CLASS_MAPPINGS)
+    assert set(converted) == set(api)
+    for node_id, node in api.items():
+        assert converted[node_id]["class_type"] == node["class_type"]
+        assert {k: converted[node_id]["inputs"][k] for k in node["inputs"]} == node["inputs"], (name, node_id)
+
+
+def test_shipped_schedules_load_and_the_search_workflows_hit_them(host, digits):
+    """Every shipped schedule loads for the bundled model, and the search workflows' inputs have the cache key of a
+    shipped result, so they open instantly instead of searching."""
+    from pathlib import Path
+    sched = pack_module(host, "nodes.schedule")
+    runner = pack_module(host, "nodes.schedule_runner")
+    model = digits[0]
+    shipped = sorted(Path(sched.SHIPPED_DIR).glob("*.json"))
+    assert len(shipped) >= 3
+    for path in shipped:
+        sigmas = host.mappings["LoadTimestepSchedule"]().load(path.name, model)["result"][0]
+        assert float(sigmas[-1]) == 0 and bool((sigmas[1:] < sigmas[:-1]).all())
+    root = Path(__file__).resolve().parents[2] / "workflows" / "api"
+    cond = host.mappings["AdaptiveSkipDigitsConditioning"]()
+    model_id = runner.model_identity(model)
+    for name in ("evo_schedule_search.json", "evo_schedule_with_skip.json"):
+        prompt = json.loads((root / name).read_text())
+        node = next(n for n in prompt.values() if n["class_type"] == "EvoTimestepSchedule")
+        inputs = {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}
+        settings = sched.SearchSettings(**{k: v for k, v in inputs.items()
+                                           if k not in ("candidates_per_call", "save_as", "reference_sampler")},
+                                        reference_sampler=sched._resolve_reference(inputs["sampler_name"],
+                                                                                   inputs["reference_sampler"]))
+        pos = cond.encode(prompt[node["inputs"]["positive"][0]]["inputs"]["digit"])[0]
+        neg = cond.encode(prompt[node["inputs"]["negative"][0]]["inputs"]["digit"])[0]
+        key = sched.search_key(model_id, pos, neg, {"samples": torch.zeros(8, 4, 4, 4)}, settings)
+        assert sched.find_cached(key) is not None, f"{name}: no shipped schedule has its cache key"
