@@ -276,12 +276,15 @@ def main(argv: list[str] | None = None) -> int:
                                f"{f['psnr_latent']:.2f} dB, SSIM {f['ssim_latent']:.4f}")
 
     overhead = None
-    if mode.sd15_steps and not args.no_sd15 and args.resume and (out / "overhead_sd15.json").is_file():
-        overhead = json.loads((out / "overhead_sd15.json").read_text())
-        notes.append("SD1.5 overhead: reused from overhead_sd15.json (--resume)")
+    saved_overhead = json.loads((out / "overhead_sd15.json").read_text()) if args.resume and \
+        (out / "overhead_sd15.json").is_file() else {}
+    if mode.sd15_steps and not args.no_sd15 and saved_overhead.get("code_hash") == machine["code_hash"]:
+        overhead = saved_overhead
+        notes.append("SD1.5 overhead: reused from overhead_sd15.json (--resume, same pack code)")
     elif mode.sd15_steps and not args.no_sd15:
         from bench import overhead as O
         overhead = O.measure_sd15_overhead(pack, mode.sd15_steps, repeats=1, log=lambda m: log.warning("%s", m))
+        overhead["code_hash"] = machine["code_hash"]
         (out / "overhead_sd15.json").write_text(json.dumps(overhead, indent=2))
 
     pareto_paths = PL.plot_pareto(rows, out, optional_module(pack, "draw"))
