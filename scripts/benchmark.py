@@ -112,15 +112,21 @@ def run_all(harness, specs: list[P.RunSpec], repeats: int, rng: random.Random, c
     return results
 
 
+# The pack files whose code decides what an AdaptiveSkip or oracle run computes.
+MEASURED_CODE = ("core/config.py", "core/controller.py", "core/estimators.py", "core/reuse.py", "core/paths.py",
+                 "core/sampler_steps.py", "core/oracle.py", "nodes/patch.py")
+
+
 def code_identity() -> dict[str, str]:
     """The pack code a run measured: git commit, whether core/ or nodes/ had uncommitted changes, and a hash of
-    their Python files (what --resume compares before reusing AdaptiveSkip and oracle runs)."""
+    the files in MEASURED_CODE (what --resume compares before reusing AdaptiveSkip and oracle runs)."""
     import hashlib
     import subprocess
     root = comfy_env.PACK_ROOT
     digest = hashlib.sha256()
-    for path in sorted(list((root / "core").glob("*.py")) + list((root / "nodes").glob("*.py"))):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for name in MEASURED_CODE:
+        path = root / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
     out = {"code_hash": digest.hexdigest()[:16], "commit": "unknown", "dirty": ""}
     try:
         out["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in stale:
             del cached[k]
         cached_oracle = {}
-        notes.append(f"--resume: the pack's core/ or nodes/ code changed since {cache_path.name} was written; its "
+        notes.append(f"--resume: the pack's skip code (MEASURED_CODE in benchmark.py) changed since {cache_path.name} was written; its "
                      f"{len(stale)} AdaptiveSkip and oracle runs were sampled again and the oracle re-searched")
     oracle_module = None if args.no_oracle else optional_module(pack, "oracle")
     oracle_found: dict[str, object] = {}
