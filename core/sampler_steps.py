@@ -2,7 +2,7 @@
 
 A call's σ cannot place it in a step: heun's corrector lands exactly on the next grid σ, the same σ as the next
 step's first call. The sampler function seen when sampling starts (ComfyUI's KSAMPLER.sampler_function) tells.
-Counts were measured on ComfyUI 0.3.64 by counting PREDICT_NOISE calls; a host test re-measures them, and at run
+Counts were measured on ComfyUI 0.3.64 and 0.8.0 by counting PREDICT_NOISE calls; a host test re-measures them, and at run
 time the sampler's own per-step callback checks the attribution, so a drift falls back to plain sampling.
 """
 from __future__ import annotations
@@ -24,6 +24,8 @@ MULTI_CALL = {
     "sample_heun": 2, "sample_dpm_2": 2, "sample_dpm_2_ancestral": 2, "sample_dpm_2_ancestral_RF": 2,
     "sample_dpmpp_2s_ancestral": 2, "sample_dpmpp_2s_ancestral_RF": 2,
     "sample_dpmpp_sde": 2, "sample_dpmpp_sde_gpu": 2, "sample_seeds_2": 2, "sample_seeds_3": 3,
+    # ComfyUI 0.8.0: seeds_2 with r = 1 (the second call lands on the next grid σ, as heun's does)
+    "sample_exp_heun_2_x0": 2, "sample_exp_heun_2_x0_sde": 2,
 }
 
 # Not supported, with the reason given in the log line: their calls do not follow the step grid.
@@ -70,7 +72,7 @@ NOISE_INJECTING = frozenset({
     "sample_dpmpp_2s_ancestral", "sample_dpmpp_2s_ancestral_RF", "sample_dpmpp_sde", "sample_dpmpp_sde_gpu",
     "sample_dpmpp_2m_sde", "sample_dpmpp_2m_sde_gpu", "sample_dpmpp_2m_sde_heun", "sample_dpmpp_2m_sde_heun_gpu",
     "sample_dpmpp_3m_sde", "sample_dpmpp_3m_sde_gpu", "sample_ddpm", "sample_lcm", "sample_res_multistep_ancestral",
-    "sample_er_sde", "sample_seeds_2", "sample_seeds_3", "sample_sa_solver",
+    "sample_er_sde", "sample_seeds_2", "sample_seeds_3", "sample_sa_solver", "sample_exp_heun_2_x0_sde",
 })
 
 

@@ -50,26 +50,21 @@ def host():
 
 
 @pytest.fixture(scope="session")
-def tiny_sd15(host):
-    """A random-weight SD1.5-shaped UNet (detected as SD1.5 by ComfyUI), 4x4 latents: plumbing only."""
-    import torch
-    import comfy.ldm.modules.diffusionmodules.openaimodel as openaimodel
-    import comfy.ops
-    import comfy.sd
+def tiny_models(host):
+    """The ``tiny_models`` module (random-weight ComfyUI models for plumbing), imported once ComfyUI is booted."""
+    import sys
 
-    torch.manual_seed(0)
-    unet = openaimodel.UNetModel(
-        image_size=None, in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[1], channel_mult=[1],
-        num_heads=8, transformer_depth=[1], transformer_depth_output=[0, 0], transformer_depth_middle=-2,
-        context_dim=768, use_spatial_transformer=True, use_linear_in_transformer=False, legacy=False,
-        operations=comfy.ops.disable_weight_init)  # comfy.ops layers start uninitialised: set every weight
-    with torch.no_grad():
-        for name, p in unet.named_parameters():
-            if "norm" in name:
-                p.fill_(1.0 if name.endswith("weight") else 0.0)
-            else:
-                p.normal_(0, 0.02)
-    return comfy.sd.load_diffusion_model_state_dict(unet.state_dict())
+    spec = importlib.util.spec_from_file_location("adaptive_skip_tiny_models", Path(__file__).with_name("tiny_models.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15(tiny_models):
+    """A random-weight SD1.5-shaped UNet (detected as SD1.5 by ComfyUI), 4x4 latents: plumbing only."""
+    return tiny_models.tiny_sd15(seed=0).model
 
 
 @pytest.fixture(scope="session")

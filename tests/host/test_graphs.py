@@ -108,7 +108,9 @@ def test_per_sample_batch_equals_images_sampled_alone(host, tiny_sd15, tiny_cond
     for i in range(batch):
         alone = comfy.sample.sample(m, noise[i:i + 1], 20, 4.0, "euler", "karras", *tiny_conds, lat[i:i + 1],
                                     seed=7, disable_pbar=True)
-        assert torch.allclose(together[i:i + 1], alone, atol=1e-4), f"image {i} differs from its solo run"
+        # equal up to float32 rounding of batched vs single matmuls (the unpatched model differs as much)
+        error = (together[i:i + 1] - alone).abs().max() / alone.abs().max()
+        assert error < 1e-5, f"image {i} differs from its solo run by {error:.2e} of its peak value"
         if batch > 1:
             assert path.per_sample[i] == last(host, m).computed
 
@@ -133,3 +135,27 @@ def test_cancel_mid_run_then_requeue_gives_the_normal_result(host, tiny_sd15, ti
     with pytest.raises(comfy.model_management.InterruptProcessingException):
         run(cancel_at_step_5)
     assert torch.equal(run(), normal)
+
+
+def test_controlnet_applied_runs_only_on_computed_calls(host, tiny_models, tiny_sd15, tiny_conds):
+    control = tiny_models.tiny_sd15_controlnet()
+    hint = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(3))  # IMAGE, 8x the 4x4 latent
+    controlled = call(node(host, "ControlNetApplyAdvanced"), *tiny_conds, control, hint, 1.0, 0.0, 1.0)
+    forwards = []
+    hook = control.control_model.register_forward_hook(lambda *_: forwards.append(1))
+    try:
+        def run(model, conds):
+            return call(node(host, "KSampler"), model, 0, 12, 4.0, "euler", "karras", *conds, latent(), 1.0)[0]
+
+        plain = run(tiny_sd15, controlled)["samples"]
+        assert not torch.allclose(plain, run(tiny_sd15, tiny_conds)["samples"]), "the ControlNet must act"
+        assert torch.equal(run(patched(host, tiny_sd15, 0.0), controlled)["samples"], plain)
+        m = patched(host, tiny_sd15)
+        forwards.clear()
+        out = run(m, controlled)["samples"]
+        path = last(host, m)
+    finally:
+        hook.remove()
+    assert torch.isfinite(out).all() and path.model_calls < 12
+    # cond and uncond go through the ControlNet in one batch: one forward per computed call, none on skipped ones
+    assert len(forwards) == path.model_calls

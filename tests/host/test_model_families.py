@@ -2,23 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture(scope="module")
-def tiny(host):
-    spec = importlib.util.spec_from_file_location("adaptive_skip_tiny_models", HERE / "tiny_models.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def with_model(tiny_model, model):
@@ -27,17 +13,17 @@ def with_model(tiny_model, model):
 
 @pytest.mark.parametrize("family,batch", [("sd3", 1), ("wan21", 2)])
 @pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m", "heun"])
-def test_flow_and_video_models(host, tiny, family, batch, sampler):
-    base = tiny.FACTORIES[family](batch=batch)
+def test_flow_and_video_models(host, tiny_models, family, batch, sampler):
+    base = tiny_models.FACTORIES[family](batch=batch)
     ms = base.model.get_model_object("model_sampling")
     assert float(ms.calculate_input(torch.tensor([0.5]), torch.ones(1))) == 1.0, "flow models measure x itself"
     node = host.mappings["AdaptiveSkipModel"]()
-    reference = tiny.run_ksampler(base, steps=10, sampler_name=sampler)
-    off = tiny.run_ksampler(with_model(base, node.patch(base.model, 0.0, 4, 4, "official")[0]), steps=10,
+    reference = tiny_models.run_ksampler(base, steps=10, sampler_name=sampler)
+    off = tiny_models.run_ksampler(with_model(base, node.patch(base.model, 0.0, 4, 4, "official")[0]), steps=10,
                             sampler_name=sampler)
     assert torch.equal(reference, off)
     patched = node.patch(base.model, 1.0, 2, 2, "strict", reuse="linear", per_sample=batch > 1)[0]
-    out = tiny.run_ksampler(with_model(base, patched), steps=10, sampler_name=sampler)
+    out = tiny_models.run_ksampler(with_model(base, patched), steps=10, sampler_name=sampler)
     path = host.mappings["AdaptiveSkipLastPath"]().read(patched, {"samples": out})["result"][0]
     assert out.shape == reference.shape and torch.isfinite(out).all()
     assert path.model_calls < path.sampler_calls

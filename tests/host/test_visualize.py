@@ -4,7 +4,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,9 @@ PACK_ROOT = Path(__file__).resolve().parents[2]
 CFG = 3.0
 
 
-def _tiny_models():
-    spec = importlib.util.spec_from_file_location("adaptive_skip_tiny_models", Path(__file__).with_name("tiny_models.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def tiny(host):
-    return _tiny_models().tiny_sd15(seed=0)
+def tiny(tiny_models):
+    return tiny_models.tiny_sd15(seed=0)
 
 
 @pytest.fixture(scope="module", autouse=True)

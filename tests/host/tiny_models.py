@@ -9,6 +9,7 @@ picks the family. What comes back is a ``TinyModel``: the ModelPatcher plus matc
   SD1.5 detection needs model_channels 320 and context_dim 768, so this one has ~13.6M parameters.
 - ``tiny_sd3``:  SD3-detected MMDiT (FLOW / CONST, shift 3, 16-channel latent), hidden size 128.
 - ``tiny_wan21``: Wan 2.1 t2v-detected DiT (FLOW / CONST, shift 8), video latents (B, 16, T, h, w).
+- ``tiny_sd15_controlnet``: a ControlNet for ``tiny_sd15``'s UNet (RGB hint, 8x the latent size).
 
 ComfyUI must be importable (the host tests' conftest, or ``python tests/host/tiny_models.py`` which finds it).
 """
@@ -85,6 +86,26 @@ def tiny_sd15(seed: int = 0, batch: int = 1, size: int = 4, context_tokens: int 
     pos = torch.randn(1, context_tokens, 768, generator=gen)
     neg = torch.randn(1, context_tokens, 768, generator=gen)
     return TinyModel(patcher, [[pos, {}]], [[neg, {}]], {"samples": torch.zeros(batch, 4, size, size)}, family)
+
+
+def tiny_sd15_controlnet(seed: int = 5):
+    """A ControlNet (RGB hint) for ``tiny_sd15``'s UNet, loaded by ComfyUI's ControlNetLoader path; random weights.
+
+    Its zero-convs are random too, so unlike a fresh real ControlNet it visibly changes the output.
+    """
+    import comfy.controlnet
+    import comfy.ops
+    from comfy.cldm.cldm import ControlNet
+
+    net = ControlNet(image_size=32, in_channels=4, model_channels=320, hint_channels=3, num_res_blocks=[1],
+                     channel_mult=[1], transformer_depth=[1], transformer_depth_middle=-1, context_dim=768,
+                     use_linear_in_transformer=False, num_heads=8, use_spatial_transformer=True, legacy=False,
+                     operations=comfy.ops.disable_weight_init)
+    control = comfy.controlnet.load_controlnet_state_dict(random_state_dict(net, seed),
+                                                          model_options={"dtype": torch.float32})
+    if control is None:
+        raise RuntimeError("ComfyUI did not detect the tiny ControlNet state dict")
+    return control
 
 
 def tiny_sd3(seed: int = 0, batch: int = 1, size: int = 8, context_tokens: int = 4) -> TinyModel:
