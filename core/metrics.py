@@ -18,6 +18,23 @@ SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
 
+def frames_as_images(latent: torch.Tensor) -> torch.Tensor:
+    """Any ComfyUI latent as an image batch [N, C, H, W], so the metrics score it.
+
+    Video latents [B, C, T, H, W] become B*T frames scored one by one; 1-D latents [B, C, L] (audio) become
+    [B, C, 1, L]. The mean of per-frame MSEs equals the whole latent's MSE, so averages are unchanged.
+    """
+    if latent.ndim == 5:
+        b, c, t, h, w = latent.shape
+        return latent.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+    if latent.ndim == 3:
+        return latent.unsqueeze(2)
+    if latent.ndim != 4:
+        raise ValueError(f"latent must have 3, 4 or 5 dimensions ([B, C, L], [B, C, H, W] or [B, C, T, H, W]); "
+                         f"got shape {tuple(latent.shape)}")
+    return latent
+
+
 def _check_pair(x: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if x.shape != ref.shape:
         raise ValueError(f"x and ref must have the same shape; got {tuple(x.shape)} and {tuple(ref.shape)}")
@@ -30,6 +47,11 @@ def mse(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Mean squared error per sample: [B, C, H, W] x2 -> [B]."""
     x, ref = _check_pair(x, ref)
     return ((x - ref) ** 2).flatten(1).mean(1)
+
+
+def latent_mse(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """Mean squared error over a whole batch of latents of any layout frames_as_images accepts."""
+    return float(mse(frames_as_images(x), frames_as_images(ref)).mean())
 
 
 def data_range_of(ref: torch.Tensor) -> torch.Tensor:

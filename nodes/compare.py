@@ -3,18 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..core.metrics import mean_db, psnr, ssim
+from ..core.metrics import frames_as_images, mean_db, psnr, ssim
 from ..core.paths import SkipPath
 
 CATEGORY = "sampling/adaptive_skip"
-
-
-def _as_4d(samples):
-    # video latents [B, C, T, H, W] are compared frame by frame
-    if samples.ndim == 5:
-        b, c, t, h, w = samples.shape
-        return samples.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-    return samples
 
 
 class AdaptiveSkipCompare:
@@ -39,10 +31,11 @@ class AdaptiveSkipCompare:
     CATEGORY = CATEGORY
 
     def compare(self, reference, latent, skip_path=None, label=""):
-        ref, out = _as_4d(reference["samples"].float()), _as_4d(latent["samples"].float())
+        ref, out = reference["samples"].float(), latent["samples"].float()
         if ref.shape != out.shape:
             raise ValueError(f"reference has shape {tuple(ref.shape)} but latent has {tuple(out.shape)}; compare "
                              "runs made from the same empty latent, seed and batch size")
+        ref, out = frames_as_images(ref), frames_as_images(out)
         db = mean_db(psnr(out, ref))
         similarity = float(ssim(out, ref).mean()) if min(ref.shape[-2:]) >= 3 else float("nan")
         head = f"{label}: " if label else ""

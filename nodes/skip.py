@@ -8,8 +8,8 @@ import comfy.samplers
 import comfy.utils
 
 from ..core.config import CRITERIA, REUSE_MODES, SkipConfig
+from ..core.metrics import frames_as_images, mean_db, psnr
 from ..core.paths import SkipPath
-from ..core.metrics import mean_db, psnr
 from ..core.sigmas import resample_log_steps, validate_sigmas
 from .patch import SETUP_KEY, SkipSetup, attach
 
@@ -199,8 +199,9 @@ class AdaptiveSkipKSampler:
         full = run(model, n_steps, preview=False)
         fewer_steps = max(path.computed_steps, 1)
         fewer = run(model, fewer_steps, preview=False)
-        skip_db = mean_db(psnr(samples.float(), full.float()))
-        fewer_db = mean_db(psnr(fewer.float(), full.float()))
+        full = frames_as_images(full.float())
+        skip_db = mean_db(psnr(frames_as_images(samples.float()), full))
+        fewer_db = mean_db(psnr(frames_as_images(fewer.float()), full))
         path.psnr = skip_db
         verdict = "ahead of" if skip_db > fewer_db else "behind"
         report = (f"{path.summary()}. PSNR vs the {n_steps}-step run: {skip_db:.2f} dB; {fewer_steps} plain steps "

@@ -23,7 +23,7 @@ import comfy.utils
 
 from ..core.config import REUSE_MODES, SkipConfig
 from ..core.draw import draw_skip_path
-from ..core.metrics import mse, psnr
+from ..core.metrics import frames_as_images, latent_mse, psnr
 from ..core.mask_search import evolve_skip_path
 from ..core.oracle import BatchedReplay, greedy_skip_path
 from ..core.paths import SkipPath
@@ -68,17 +68,12 @@ def save_temp_preview(image, prefix: str = "adaptive_skip_path") -> dict:
     return {"filename": name, "subfolder": subfolder, "type": "temp"}
 
 
-def as_4d(latent: torch.Tensor) -> torch.Tensor:
-    """[B, ...] -> [B, 1, 1, N] so image and video latents share the metrics' [B, C, H, W] form."""
-    return latent.reshape(latent.shape[0], 1, 1, -1)
-
-
 def latent_psnr(samples: torch.Tensor, reference: torch.Tensor) -> float:
     """Mean PSNR in dB over the batch against the full-step latent (peak = the reference's range)."""
     if samples.shape != reference.shape:
         raise ValueError(f"latent shape {tuple(samples.shape)} differs from the full-step reference "
                          f"{tuple(reference.shape)}; connect the reference of the same run")
-    values = psnr(as_4d(samples.float().cpu()), as_4d(reference.float().cpu()))
+    values = psnr(frames_as_images(samples.float().cpu()), frames_as_images(reference.float().cpu()))
     return float(values.mean()) if bool(torch.isfinite(values).all()) else math.inf
 
 
@@ -315,7 +310,7 @@ class SkipPathOracle:
         # Batched rows only equal single runs for deterministic samplers: check on two copies of the full path.
         probe = batched([[True] * steps, [True] * steps])
         scale = float((reference ** 2).mean()) or 1.0
-        use_batch = all(float(mse(as_4d(p), as_4d(reference)).mean()) <= 1e-8 * scale for p in probe)
+        use_batch = all(latent_mse(p, reference) <= 1e-8 * scale for p in probe)
         if not use_batch:
             logger.info("SkipPathOracle: %s draws per-row noise; evaluating candidates one at a time", sampler_name)
         pbar = comfy.utils.ProgressBar(1)
@@ -323,7 +318,7 @@ class SkipPathOracle:
         def evaluate(masks):
             comfy.model_management.throw_exception_if_processing_interrupted()
             outs = batched(masks) if use_batch else [replayed(m)[0].float() for m in masks]
-            return [float(mse(as_4d(o), as_4d(reference)).mean()) for o in outs]
+            return [latent_mse(o, reference) for o in outs]
 
         chunk = max(1, int(batch_size) // rows) if use_batch else 1
         progress = lambda done, total: pbar.update_absolute(done, total)  # noqa: E731

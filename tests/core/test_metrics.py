@@ -83,3 +83,17 @@ def test_shape_mismatch_names_both_shapes():
         metrics.psnr(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 5))
     with pytest.raises(ValueError, match="B, C, H, W"):
         metrics.ssim(torch.zeros(4, 4), torch.zeros(4, 4))
+
+
+def test_frames_as_images_scores_video_frames_and_keeps_the_mean_error():
+    g = torch.Generator().manual_seed(0)
+    video, other = torch.randn(2, 3, 4, 5, 6, generator=g), torch.randn(2, 3, 4, 5, 6, generator=g)
+    frames = metrics.frames_as_images(video)
+    assert frames.shape == (8, 3, 5, 6)
+    assert torch.equal(frames[1 * 4 + 2], video[1, :, 2])  # sample 1, frame 2
+    assert metrics.latent_mse(video, other) == pytest.approx(float(((video.double() - other.double()) ** 2).mean()), rel=1e-12)
+    image = torch.randn(2, 3, 5, 6, generator=g)
+    assert metrics.frames_as_images(image) is image
+    assert metrics.frames_as_images(torch.randn(2, 3, 7, generator=g)).shape == (2, 3, 1, 7)
+    with pytest.raises(ValueError, match="3, 4 or 5 dimensions"):
+        metrics.frames_as_images(torch.randn(2, 3))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ def test_flow_and_video_models(host, tiny_models, family, batch, sampler):
     node = host.mappings["AdaptiveSkipModel"]()
     reference = tiny_models.run_ksampler(base, steps=10, sampler_name=sampler)
     off = tiny_models.run_ksampler(with_model(base, node.patch(base.model, 0.0, 4, 4, "official")[0]), steps=10,
-                            sampler_name=sampler)
+                                   sampler_name=sampler)
     assert torch.equal(reference, off)
     patched = node.patch(base.model, 1.0, 2, 2, "strict", reuse="linear", per_sample=batch > 1)[0]
     out = tiny_models.run_ksampler(with_model(base, patched), steps=10, sampler_name=sampler)
@@ -29,3 +30,17 @@ def test_flow_and_video_models(host, tiny_models, family, batch, sampler):
     assert path.model_calls < path.sampler_calls
     if batch > 1:
         assert len(path.per_sample) == batch
+
+
+def test_video_latents_are_compared_frame_by_frame(host, tiny_models):
+    wan = tiny_models.tiny_wan21(batch=2, frames=3)
+    out = host.mappings["AdaptiveSkipKSampler"]().sample(
+        wan.model, 0, 10, 4.0, "euler", "karras", wan.positive, wan.negative, wan.latent, 1.0, 1.0, 2, 2, "strict",
+        reuse="linear", compare=True)
+    latent, path, report = out["result"]
+    assert latent["samples"].shape == (2, 16, 3, 4, 4)
+    assert path.model_calls < 10 and path.psnr is not None and math.isfinite(path.psnr)
+    assert f"{path.computed_steps} plain steps (same calls)" in report
+    full = tiny_models.run_ksampler(wan, steps=10, cfg=4.0, scheduler="karras")
+    text, scored = host.mappings["AdaptiveSkipCompare"]().compare({"samples": full}, latent, path)["result"]
+    assert scored.psnr == pytest.approx(path.psnr) and "SSIM" in text and "nan" not in text
