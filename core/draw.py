@@ -231,6 +231,17 @@ def _legend(draw: ImageDraw.ImageDraw, x: int, y: int, items: list[tuple[str, st
         x += text_width(draw, label, fonts.small) + 16
 
 
+def _draw_y_grid(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], y_axis: Axis, fonts: Fonts) -> None:
+    """Horizontal grid lines across the box at the y axis' ticks, labelled left of it."""
+    x0, y0, x1, y1 = box
+    for t in y_axis.ticks():
+        y = y_axis(t)
+        if y0 <= y <= y1:
+            draw.line([(x0 + 1, y), (x1 - 1, y)], fill=GRID)
+            label = fmt(t)
+            draw.text((x0 - 6 - text_width(draw, label, fonts.small), y - 7), label, font=fonts.small, fill=MUTED)
+
+
 def _finite_positive(values: Sequence[float | None]) -> list[float]:
     return [v for v in values if v is not None and math.isfinite(v) and v > 0]
 
@@ -265,12 +276,7 @@ def _draw_chart(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], paths
         else:
             lo, hi = 0.0, hi * 1.15
         y_axis = Axis(lo, hi, y1 - 4, y0 + 4, log=use_log)
-        for t in y_axis.ticks():
-            y = y_axis(t)
-            if y0 <= y <= y1:
-                draw.line([(x0 + 1, y), (x1 - 1, y)], fill=GRID)
-                label = fmt(t)
-                draw.text((x0 - 6 - text_width(draw, label, fonts.small), y - 7), label, font=fonts.small, fill=MUTED)
+        _draw_y_grid(draw, box, y_axis, fonts)
         floor = 10 ** y_axis.lo if use_log else 0.0
         for k, p in enumerate(paths):
             colour = PALETTE[k % len(PALETTE)]
@@ -405,12 +411,7 @@ def draw_pareto(series: Mapping[str, Sequence[tuple[float, float]]], x_label: st
             draw.line([(x, y0 + 1), (x, y1 - 1)], fill=GRID)
             label = fmt(t)
             draw.text((x - text_width(draw, label, fonts.small) / 2, y1 + 4), label, font=fonts.small, fill=MUTED)
-    for t in y_axis.ticks():
-        y = y_axis(t)
-        if y0 <= y <= y1:
-            draw.line([(x0 + 1, y), (x1 - 1, y)], fill=GRID)
-            label = fmt(t)
-            draw.text((x0 - 6 - text_width(draw, label, fonts.small), y - 7), label, font=fonts.small, fill=MUTED)
+    _draw_y_grid(draw, box, y_axis, fonts)
     draw.text(((x0 + x1 - text_width(draw, x_label, fonts.body)) / 2, y1 + 22), x_label, font=fonts.body, fill=INK)
     draw.text((x0 + 6, y0 + 4), y_label + (" (higher is better)" if higher_is_better else " (lower is better)"),
               font=fonts.small, fill=MUTED)

@@ -107,11 +107,44 @@ class RunState:
 OUTER_SAMPLE_ARGS = ("noise", "latent_image", "sampler", "sigmas", "denoise_mask", "callback", "disable_pbar", "seed")
 
 
+# Host signature (CFGGuider.outer_predict_noise, 0.3.64 and 0.8.0): (x, timestep, model_options={}, seed=None)
+PREDICT_NOISE_ARGS = ("x", "timestep", "model_options", "seed")
+
+
 def bind_outer_sample_args(args: tuple, kwargs: dict) -> dict[str, Any]:
     """Name the OUTER_SAMPLE wrapper's arguments instead of picking them by position."""
     bound = dict(zip(OUTER_SAMPLE_ARGS, args))
     bound.update(kwargs)
     return bound
+
+
+def bind_predict_noise_args(args: tuple, kwargs: dict) -> dict[str, Any]:
+    """Name the PREDICT_NOISE wrapper's arguments; model_options and seed default as the host's do."""
+    bound = {"model_options": {}, "seed": None}
+    bound.update(zip(PREDICT_NOISE_ARGS, args))
+    bound.update(kwargs)
+    return bound
+
+
+def run_with_state(executor, bound: dict[str, Any], key: str, state: Any, check_step) -> Any:
+    """Run OUTER_SAMPLE's executor with `state` at transformer_options[key] of a copy of the guider's
+    model_options (the guider, shared by later runs, gets its own options back), calling check_step(i) at each of
+    the sampler's step callbacks before the user's callback."""
+    guider = executor.class_obj
+    user_callback = bound.get("callback")
+
+    def callback(i, denoised, x, total):
+        check_step(i)
+        if user_callback is not None:
+            return user_callback(i, denoised, x, total)
+
+    original = guider.model_options
+    guider.model_options = comfy.model_patcher.create_model_options_clone(original)
+    guider.model_options["transformer_options"][key] = state
+    try:
+        return executor(**dict(bound, callback=callback))
+    finally:
+        guider.model_options = original
 
 
 def attach(model, setup: SkipSetup):
@@ -166,22 +199,10 @@ def outer_sample_wrapper(executor, *args, **kwargs):
     sigmas = [float(s) for s in bound["sigmas"].flatten().tolist()]  # copied: uni_pc rewrites the last σ in place
     state = _new_run(guider, setup, bound["sampler"], sigmas)
     state.scheduler = setup.scheduler
-    user_callback = bound.get("callback")
-
-    def callback(i, denoised, x, total):
-        state.check_callback(i)
-        if user_callback is not None:
-            return user_callback(i, denoised, x, total)
-
-    bound["callback"] = callback
-    orig_model_options = guider.model_options
-    guider.model_options = comfy.model_patcher.create_model_options_clone(orig_model_options)
-    guider.model_options["transformer_options"][RUN_KEY] = state
     start = time.perf_counter()
     try:
-        return executor(**bound)
+        return run_with_state(executor, bound, RUN_KEY, state, state.check_callback)
     finally:
-        guider.model_options = orig_model_options
         if not state.controllers:
             state.controllers = _controllers_for(state, 1, setup.scheduler)
         path = state.path()
@@ -194,11 +215,10 @@ def outer_sample_wrapper(executor, *args, **kwargs):
 
 def predict_noise_wrapper(executor, *args, **kwargs):
     """Compute the CFG-combined denoised output, or rebuild it from the cache on a skipped step."""
-    # Host signature (CFGGuider.outer_predict_noise): (x, timestep, model_options={}, seed=None)
-    x: torch.Tensor = args[0] if args else kwargs["x"]
-    sigma: torch.Tensor = args[1] if len(args) > 1 else kwargs["timestep"]
-    model_options = args[2] if len(args) > 2 else kwargs.get("model_options", {})
-    state: RunState | None = model_options.get("transformer_options", {}).get(RUN_KEY)
+    bound = bind_predict_noise_args(args, kwargs)
+    x: torch.Tensor = bound["x"]
+    sigma: torch.Tensor = bound["timestep"]
+    state: RunState | None = bound["model_options"].get("transformer_options", {}).get(RUN_KEY)
     if state is None:
         return executor(*args, **kwargs)
     state.sampler_calls += 1

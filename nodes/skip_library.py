@@ -1,7 +1,6 @@
 """SaveSkipPath / LoadSkipPath: keep skip paths found once (oracle, evolutionary search) and replay them later."""
 from __future__ import annotations
 
-import json
 import os
 import re
 

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 import comfy.model_management
-import comfy.model_patcher
 import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
@@ -29,7 +28,8 @@ from ..core.oracle import BatchedReplay, greedy_skip_path
 from ..core.paths import SkipPath
 from ..core.reuse import ORDERS
 from ..core.sampler_steps import calls_per_step, unsupported_reason
-from .patch import SETUP_KEY, WRAPPER_KEY, SkipSetup, attach, bind_outer_sample_args
+from .patch import (SETUP_KEY, WRAPPER_KEY, SkipSetup, attach, bind_outer_sample_args, bind_predict_noise_args,
+                    run_with_state)
 
 logger = logging.getLogger(__name__)
 
@@ -148,32 +148,19 @@ def _oracle_outer_sample(executor, *args, **kwargs):
     sigmas = [float(s) for s in bound["sigmas"].flatten().tolist()]
     name = getattr(getattr(bound["sampler"], "sampler_function", None), "__name__", "")
     replay = BatchedReplay(spec.masks, spec.rows_per_mask, sigmas, calls_per_step(name), spec.order)
-    user_callback = bound.get("callback")
 
-    def callback(i, denoised, x, total):
+    def check_step(i):
         if i != replay.step:
             raise RuntimeError(f"oracle step attribution drifted (sampler reported step {i}, expected "
                                f"{replay.step}); this sampler cannot be evaluated batched")
-        if user_callback is not None:
-            return user_callback(i, denoised, x, total)
 
-    bound["callback"] = callback
-    original = guider.model_options
-    guider.model_options = comfy.model_patcher.create_model_options_clone(original)
-    guider.model_options["transformer_options"][ORACLE_RUN_KEY] = replay
-    try:
-        return executor(**bound)
-    finally:
-        guider.model_options = original
+    return run_with_state(executor, bound, ORACLE_RUN_KEY, replay, check_step)
 
 
 def _oracle_predict_noise(executor, *args, **kwargs):
     """Every row follows its own mask; rows still identical are computed once."""
-    # Host signature (CFGGuider.outer_predict_noise): (x, timestep, model_options={}, seed=None)
-    x = args[0] if args else kwargs["x"]
-    sigma = args[1] if len(args) > 1 else kwargs["timestep"]
-    model_options = args[2] if len(args) > 2 else kwargs.get("model_options", {})
-    seed = args[3] if len(args) > 3 else kwargs.get("seed")
+    bound = bind_predict_noise_args(args, kwargs)
+    x, sigma, model_options, seed = bound["x"], bound["timestep"], bound["model_options"], bound["seed"]
     replay = model_options.get("transformer_options", {}).get(ORACLE_RUN_KEY)
     if replay is None:
         return executor(*args, **kwargs)

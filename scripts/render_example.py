@@ -88,7 +88,6 @@ def render(steps: int, out_path: Path, threads: int) -> dict:
 
     if threads:
         torch.set_num_threads(threads)  # a 4x4-latent UNet gains nothing from more; a busy CPU makes them spin
-    from PIL import Image
 
     m = pack.NODE_CLASS_MAPPINGS
     visualize = sys.modules[pack.__name__ + ".nodes.visualize"]

@@ -27,7 +27,7 @@ def _split(calls: list[tuple[float, float | None]]) -> tuple[list[float], list[f
 
 def measure_sd15_overhead(pack, steps: int, repeats: int = 2, log=print) -> dict[str, Any]:
     """Run plain and AdaptiveSkip sampling on the SD1.5-shaped UNet, interleaved, and report overhead fractions."""
-    log(f"SD1.5-shaped UNet: building random weights (860M parameters) ...")
+    log("SD1.5-shaped UNet: building random weights (860M parameters) ...")
     model = load_random(SD15_UNET, seed=0)
     gen = torch.Generator().manual_seed(0)
     positive = [[torch.randn(1, 77, 768, generator=gen), {}]]

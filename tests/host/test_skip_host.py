@@ -42,7 +42,6 @@ def test_every_node_registers_with_tooltips(host):
 
 def test_all_samplers_zero_threshold_identical_and_large_threshold_skips(host, tiny_sd15, tiny_conds, caplog):
     import comfy.samplers
-    from_pack = host.pack.nodes
     skipped, unsupported = [], []
     for name in comfy.samplers.KSampler.SAMPLERS:
         base = sample(tiny_sd15, name, tiny_conds)
