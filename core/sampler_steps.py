@@ -2,8 +2,8 @@
 
 A call's σ cannot place it in a step: heun's corrector lands exactly on the next grid σ, the same σ as the next
 step's first call. The sampler function seen when sampling starts (ComfyUI's KSAMPLER.sampler_function) tells.
-Counts were measured on ComfyUI 0.3.64 and 0.8.0 by counting PREDICT_NOISE calls; a host test re-measures them, and at run
-time the sampler's own per-step callback checks the attribution, so a drift falls back to plain sampling.
+Counts were measured on ComfyUI 0.3.64 and 0.8.0 by counting PREDICT_NOISE calls; a host test re-measures them, and
+at run time the sampler's own per-step callback checks the attribution, so a drift falls back to plain sampling.
 """
 from __future__ import annotations
 

@@ -69,7 +69,8 @@ def save_temp_preview(image, prefix: str = "adaptive_skip_path") -> dict:
 
 
 def latent_psnr(samples: torch.Tensor, reference: torch.Tensor) -> float:
-    """Mean PSNR in dB over the batch against the full-step latent (peak = the reference's range)."""
+    """Mean PSNR in dB over the batch (a video's frames one by one) against the full-step latent (peak = the
+    reference's range)."""
     if samples.shape != reference.shape:
         raise ValueError(f"latent shape {tuple(samples.shape)} differs from the full-step reference "
                          f"{tuple(reference.shape)}; connect the reference of the same run")

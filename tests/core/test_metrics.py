@@ -91,7 +91,8 @@ def test_frames_as_images_scores_video_frames_and_keeps_the_mean_error():
     frames = metrics.frames_as_images(video)
     assert frames.shape == (8, 3, 5, 6)
     assert torch.equal(frames[1 * 4 + 2], video[1, :, 2])  # sample 1, frame 2
-    assert metrics.latent_mse(video, other) == pytest.approx(float(((video.double() - other.double()) ** 2).mean()), rel=1e-12)
+    whole = float(((video.double() - other.double()) ** 2).mean())
+    assert metrics.latent_mse(video, other) == pytest.approx(whole, rel=1e-12)
     image = torch.randn(2, 3, 5, 6, generator=g)
     assert metrics.frames_as_images(image) is image
     assert metrics.frames_as_images(torch.randn(2, 3, 7, generator=g)).shape == (2, 3, 1, 7)

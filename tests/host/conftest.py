@@ -54,7 +54,8 @@ def tiny_models(host):
     """The ``tiny_models`` module (random-weight ComfyUI models for plumbing), imported once ComfyUI is booted."""
     import sys
 
-    spec = importlib.util.spec_from_file_location("adaptive_skip_tiny_models", Path(__file__).with_name("tiny_models.py"))
+    path = Path(__file__).with_name("tiny_models.py")
+    spec = importlib.util.spec_from_file_location("adaptive_skip_tiny_models", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
