@@ -224,10 +224,10 @@ def main(argv: list[str] | None = None) -> int:
             specs.setdefault(spec.key, spec)
     schedule_entries = []
     if not args.no_schedules:
-        schedule_entries, schedule_notes = OPT.schedule_specs(pack, harness, comfy_env.PACK_ROOT)
+        schedule_entries, schedule_notes = OPT.schedule_specs(pack, harness, comfy_env.PACK_ROOT, mode.ode_peers)
         notes += schedule_notes
-        for _rec, mine, builtins in schedule_entries:
-            for spec in [mine] + builtins:
+        for _rec, mine, builtins, rivals in schedule_entries:
+            for spec in [mine] + builtins + rivals:
                 specs.setdefault(spec.key, spec)
     log.warning("benchmark: %d distinct runs x %d pass(es), %d seeds, %s", len(specs), mode.repeats, mode.seeds,
                 ", ".join(sp.section.name for sp in plans))
@@ -262,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     schedule_md = ""
     ode_high = next((sp.high for sp in plans if sp.section.kind == "ode" and sp.section.scheduler == "karras"), None)
     if schedule_entries and ode_high is not None:
-        schedule_md = OPT.schedule_markdown(schedule_entries, results, results[ode_high.key].samples, scorer)
+        schedule_md = OPT.schedule_markdown(schedule_entries, results, results[ode_high.key].samples, scorer,
+                                          mode.ode_peers)
 
     rows = []
     for sp in plans:

@@ -133,8 +133,18 @@ SCHEDULE_DIRS = ("schedules",)
 COMFY_SCHEDULERS = ("karras", "exponential", "normal", "simple", "sgm_uniform", "beta", "kl_optimal")
 
 
-def schedule_specs(pack, harness, pack_root: Path) -> tuple[list[tuple[Any, P.RunSpec, list[P.RunSpec]]], list[str]]:
-    """For each shipped schedule record: (record, its run, built-in scheduler runs at the same N)."""
+def _schedule_runs(sampler: str, n: int, ays) -> list[P.RunSpec]:
+    """`sampler` at N steps under every built-in scheduler and AYS (when it has a table for N)."""
+    runs = [P.RunSpec(P.SCHEDULE, sampler, name, n, label=name) for name in COMFY_SCHEDULERS]
+    if ays is not None:
+        runs.append(P.RunSpec(P.SCHEDULE, sampler, "ays", n, label="ays", sigmas=tuple(float(s) for s in ays)))
+    return runs
+
+
+def schedule_specs(pack, harness, pack_root: Path, peers: tuple[str, ...]
+                   ) -> tuple[list[tuple[Any, P.RunSpec, list[P.RunSpec], list[P.RunSpec]]], list[str]]:
+    """For each shipped schedule record: (record, its run, built-in scheduler runs of its sampler at the same N,
+    the same for every other peer sampler -- the best ComfyUI sampler at the same number of calls)."""
     folders = [pack_root / d for d in SCHEDULE_DIRS if (pack_root / d).is_dir()]
     if not folders or not (pack_root / "core" / "schedule_library.py").is_file():
         return [], ["searched schedules: no schedules/ folder with saved schedules; section left out"]
@@ -152,46 +162,57 @@ def schedule_specs(pack, harness, pack_root: Path) -> tuple[list[tuple[Any, P.Ru
             n = rec.steps
             mine = P.RunSpec(P.SCHEDULE, rec.sampler, "custom", n, label=f"searched {path.stem}",
                              sigmas=tuple(float(s) for s in rec.sigmas))
-            builtins = [P.RunSpec(P.SCHEDULE, rec.sampler, name, n, label=f"{name}") for name in COMFY_SCHEDULERS]
             ays = schedules.builtin_schedule("ays", n, table, "SD1")
-            if ays is not None:
-                builtins.append(P.RunSpec(P.SCHEDULE, rec.sampler, "ays", n, label="ays",
-                                          sigmas=tuple(float(s) for s in ays)))
-            out.append((rec, mine, builtins))
+            rivals = [run for peer in peers if peer != rec.sampler for run in _schedule_runs(peer, n, ays)]
+            out.append((rec, mine, _schedule_runs(rec.sampler, n, ays), rivals))
     if not out:
         notes.append("searched schedules: the schedules/ folder holds no readable schedule; section left out")
     return out, notes
 
 
-def schedule_markdown(entries, results: dict, high_samples: torch.Tensor, scorer) -> str:
-    """One table: each searched schedule next to every built-in scheduler at the same N (latent PSNR and MSE
-    against the ODE high-accuracy reference)."""
+def schedule_markdown(entries, results: dict, high_samples: torch.Tensor, scorer, peers: tuple[str, ...]) -> str:
+    """One table: each searched schedule next to every built-in scheduler at the same N, and next to the best
+    other ComfyUI sampler under any built-in scheduler at the same number of model calls (latent PSNR against the
+    ODE high-accuracy reference)."""
     if not entries:
         return ""
-    lines = ["| sampler | N | searched | " + " | ".join(COMFY_SCHEDULERS) + " | ays | best built-in |",
-             "|---|---|---|" + "---|" * (len(COMFY_SCHEDULERS) + 2)]
-    for rec, mine, builtins in sorted(entries, key=lambda e: (e[0].sampler, e[0].steps)):
-        def cell(spec):
-            res = results.get(spec.key)
-            if res is None:
-                return "—", None
-            f = scorer.fidelity(res.samples, high_samples)
-            return f"{f['psnr_latent']:.1f}", f["psnr_latent"]
-        mine_text, mine_value = cell(mine)
-        texts, best = [], (None, -math.inf)
+    lines = ["| sampler | N | searched | " + " | ".join(COMFY_SCHEDULERS) +
+             " | ays | best built-in | best other sampler, any scheduler, same calls |",
+             "|---|---|---|" + "---|" * (len(COMFY_SCHEDULERS) + 3)]
+
+    def psnr_of(spec):
+        res = results.get(spec.key)
+        return None if res is None else scorer.fidelity(res.samples, high_samples)["psnr_latent"]
+
+    def best_of(specs, calls):
+        scored = [(psnr_of(s), s) for s in specs
+                  if s.key in results and results[s.key].model_calls <= calls]
+        scored = [(v, s) for v, s in scored if v is not None]
+        return max(scored, key=lambda t: t[0]) if scored else (None, None)
+
+    for rec, mine, builtins, rivals in sorted(entries, key=lambda e: (e[0].sampler, e[0].steps)):
+        mine_value = psnr_of(mine)
+        calls = results[mine.key].model_calls if mine.key in results else rec.steps
         by_name = {s.label: s for s in builtins}
+        texts = []
         for name in list(COMFY_SCHEDULERS) + ["ays"]:
-            if name in by_name:
-                text, value = cell(by_name[name])
-                texts.append(text)
-                if value is not None and value > best[1]:
-                    best = (name, value)
-            else:
-                texts.append("—")
-        verdict = "" if mine_value is None else (" (searched ahead)" if mine_value > best[1] else " (built-in ahead)")
+            value = psnr_of(by_name[name]) if name in by_name else None
+            texts.append("—" if value is None else f"{value:.1f}")
+        best_value, best_spec = best_of(builtins, math.inf)
+        rival_value, rival_spec = best_of(rivals, calls)
+
+        def verdict(value):
+            if mine_value is None or value is None:
+                return ""
+            return " (searched ahead)" if mine_value > value else " (it is ahead)"
+        best_text = "—" if best_spec is None else f"{best_spec.label} {best_value:.1f}{verdict(best_value)}"
+        rival_text = ("—" if rival_spec is None else
+                      f"{rival_spec.sampler} + {rival_spec.label} {rival_value:.1f}{verdict(rival_value)}")
+        mine_text = "—" if mine_value is None else f"{mine_value:.1f}"
         lines.append(f"| {rec.sampler} | {rec.steps} | {mine_text} | " + " | ".join(texts) +
-                     f" | {best[0]} {best[1]:.1f}{verdict} |")
+                     f" | {best_text} | {rival_text} |")
     return ("Schedules shipped in schedules/ (found by the pack's evolutionary search) against ComfyUI's built-in "
-            "schedulers and AYS at the same number of steps N: latent PSNR (dB) against the ODE high-accuracy reference "
-            "(all seeds of this benchmark, not the seeds the search used).\n\n"
+            "schedulers and AYS at the same number of steps N, and against the best of the other ODE samplers ("
+            + ", ".join(peers) + ") under any of those schedules at no more model calls: latent PSNR (dB) "
+            "against the ODE high-accuracy reference (all seeds of this benchmark, not the seeds the search used).\n\n"
             + "\n".join(lines))
