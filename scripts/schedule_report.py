@@ -201,4 +201,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with torch.inference_mode():  # as ComfyUI's executor runs nodes (ipndm_v, for one, is not no_grad itself)
+        sys.exit(main())
