@@ -6,8 +6,8 @@
 For each sampler: a 200-step reference (karras, same sampler) for the fitness, validation and held-out seeds; for
 each N, every built-in schedule and two searches (different search seed, different fitness and validation seeds)
 scored on the held-out seeds. A search is what EvoTimestepSchedule runs: evolution on the fitness seeds, then its 4
-best finds and every built-in re-scored on the validation seeds, the lowest mean over both wins (it may be a
-built-in). Fidelity is the latent MSE against the reference and the PSNR of the decoded 8x8 digits
+best finds and every built-in re-scored on the validation seeds; over both the best find wins if it beats the best
+built-in by 5% (MIN_GAIN), else that built-in is kept. Fidelity is the latent MSE against the reference and the PSNR of the decoded 8x8 digits
 (10 log10(1 / pixel MSE), pixels in [0, 1]). Search cost is in per-sample model calls (a CFG pair counts once; calls
 shared between candidates count once) and wall seconds, references excluded (reported once per sampler).
 --digit picks the prompt (one digit class, as a workflow's conditioning is); --digit mixed cycles through 0-9.

@@ -346,6 +346,22 @@ def test_validation_prefers_a_builtin_when_the_finds_do_not_hold_up(host):
     pick, sigmas, _ = sched.validate_finds(search, builtin, fit, validation_favours("search"), 4, 4)
     assert pick == "search #1" and sigmas == result.sigmas
 
+    def validation_edge(ratio):
+        """Every find scores ratio x karras over fitness + validation seeds (4 each)."""
+        def scores(cands):
+            out = []
+            for c in cands:
+                if c == builtin["karras"]:
+                    out.append(fit["karras"])
+                else:
+                    find_fit = next(f for s_, f, _ in search.ranked(4, include_seeds=False) if s_ == c)
+                    out.append(2 * ratio * fit["karras"] - find_fit)
+            return out
+        return scores
+
+    assert sched.validate_finds(search, builtin, fit, validation_edge(0.99), 4, 4)[0] == "karras"  # a noise-sized win
+    assert sched.validate_finds(search, builtin, fit, validation_edge(0.90), 4, 4)[0] == "search #1"
+
 
 SCHEDULE_WORKFLOWS = ("evo_schedule_search.json", "evo_schedule_load.json", "evo_schedule_with_skip.json")
 
