@@ -174,3 +174,31 @@ def test_patching_twice_replaces_instead_of_stacking(host, tiny_sd15, tiny_conds
     assert len(twice.get_all_wrappers(pe.WrappersMP.PREDICT_NOISE)) == 1
     sample(twice, "euler", tiny_conds)
     assert last_path(host, twice).model_calls == 8, "the second patch (δ = 0) is the one in force"
+
+
+def test_unknown_sampler_runs_unaccelerated_and_says_why(host, tiny_sd15, tiny_conds, caplog):
+    """A custom sampler (or a newer ComfyUI's) has unknown calls per step: sample it exactly, and log why."""
+    import comfy.sample
+    import comfy.samplers
+    from comfy.k_diffusion import sampling
+
+    def sample_my_custom_euler(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        return sampling.sample_euler(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable)
+
+    custom = comfy.samplers.KSAMPLER(sample_my_custom_euler)
+    sigmas = comfy.samplers.calculate_sigmas(tiny_sd15.get_model_object("model_sampling"), "karras", 10)
+    latent = torch.zeros(1, 4, 4, 4)
+    noise = comfy.sample.prepare_noise(latent, 0)
+
+    def run(model):
+        return comfy.sample.sample_custom(model, noise, 4.0, custom, sigmas, *tiny_conds, latent, disable_pbar=True,
+                                          seed=0)
+
+    patched = patch(host, tiny_sd15, 1.0, criterion="strict", warmup_steps=2)
+    with caplog.at_level(logging.INFO):
+        out = run(patched)
+    path = last_path(host, patched)
+    assert torch.equal(out, run(tiny_sd15))
+    assert path.model_calls == path.sampler_calls == 10
+    assert "runs without skipping" in path.note and "not known to call the model" in path.note
+    assert any("runs without skipping" in r.getMessage() for r in caplog.records)
