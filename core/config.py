@@ -60,6 +60,17 @@ class SkipConfig:
             return self.stride == 1
         return False
 
+    @property
+    def disabled_reason(self) -> str:
+        """Why `disabled` holds, in the words of the setting that causes it (empty when it does not)."""
+        if not self.disabled:
+            return ""
+        if self.forced_path is not None:
+            return "the replayed path computes every step: skipping is off"
+        if self.criterion == "stride":
+            return "stride 1: skipping is off"
+        return "threshold 0: skipping is off"
+
     def describe(self) -> str:
         """Short human-readable summary used in log lines and captions."""
         if self.forced_path is not None:

@@ -172,7 +172,7 @@ def _new_run(guider, setup: SkipSetup, sampler, sigmas: list[float]) -> RunState
     if state.calls_in_step is None:
         state.notes.append(f"sampler {function_name} runs without skipping: {unsupported_reason(function_name)}")
     elif config.disabled:
-        state.notes.append("threshold 0: skipping is off")
+        state.notes.append(config.disabled_reason)
     elif config.forced_path is None and config.criterion != "calls" and steps <= probe.first_judged_step:
         state.notes.append(f"{steps} steps are too few: the {config.criterion} rule judges from step "
                            f"{probe.first_judged_step} on, so every step was computed")
@@ -197,6 +197,9 @@ def outer_sample_wrapper(executor, *args, **kwargs):
         return executor(*args, **kwargs)
     bound = bind_outer_sample_args(args, kwargs)
     sigmas = [float(s) for s in bound["sigmas"].flatten().tolist()]  # copied: uni_pc rewrites the last σ in place
+    if len(sigmas) < 2:  # no step to take (e.g. SplitSigmas at the last step): ComfyUI samples nothing, nor do we
+        logger.info("AdaptiveSkip: the schedule holds %d value(s), no step to sample; passed through", len(sigmas))
+        return executor(*args, **kwargs)
     state = _new_run(guider, setup, bound["sampler"], sigmas)
     state.scheduler = setup.scheduler
     start = time.perf_counter()

@@ -88,7 +88,11 @@ def scheduler_name(filename: str) -> str:
 
 def _scheduler_handler(name: str, record: ScheduleRecord):
     """fn(model_sampling, steps) for comfy.samplers.SchedulerHandler(use_ms=True): the saved schedule mapped to the
-    model's σ range (log σ) and to the requested step count (log-linear, as Align Your Steps does)."""
+    model's σ range (log σ) and to the requested step count (log-linear, as Align Your Steps does).
+
+    The handler is not told the sampler: for dpm_2, dpm_2_ancestral, uni_pc and uni_pc_bh2 ComfyUI's KSampler asks
+    for steps + 1 values and drops the second-to-last, so those get a changed schedule (README says so; SamplerCustom
+    with LoadTimestepSchedule runs the saved one exactly)."""
     def handler(model_sampling, steps: int) -> torch.Tensor:
         sigmas = torch.tensor(record.sigmas, dtype=torch.float32)
         lo, hi = float(model_sampling.sigma_min), float(model_sampling.sigma_max)

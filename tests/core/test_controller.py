@@ -164,3 +164,14 @@ def test_controller_memory_does_not_grow_with_steps():
     assert len(ctl.cache) <= 3
     # only the per-step record (a few Python scalars per step) grows
     assert peaks[1] - peaks[0] < 900 * 600, peaks
+
+
+@pytest.mark.parametrize("config,reason", [
+    (SkipConfig(threshold=0.0), "threshold 0: skipping is off"),
+    (SkipConfig(threshold=0.01, criterion="stride", stride=1), "stride 1: skipping is off"),
+    (SkipConfig(threshold=0.01, forced_path=(True,) * 8), "the replayed path computes every step: skipping is off"),
+    (SkipConfig(threshold=0.01), ""),
+    (SkipConfig(threshold=0.0, criterion="stride", stride=2), ""),
+])
+def test_disabled_reason_names_the_setting_that_turns_skipping_off(config, reason):
+    assert config.disabled == bool(reason) and config.disabled_reason == reason

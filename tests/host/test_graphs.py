@@ -159,3 +159,15 @@ def test_controlnet_applied_runs_only_on_computed_calls(host, tiny_models, tiny_
     assert torch.isfinite(out).all() and path.model_calls < 12
     # cond and uncond go through the ControlNet in one batch: one forward per computed call, none on skipped ones
     assert len(forwards) == path.model_calls
+
+
+@pytest.mark.parametrize("values", [[0.0], [3.0]])
+def test_schedule_without_a_step_passes_through_like_stock(host, tiny_sd15, tiny_conds, values):
+    """A one-value SIGMAS (e.g. SplitSigmas at the last step) samples nothing in ComfyUI; the patched model agrees."""
+    sampler, = call(node(host, "KSamplerSelect"), "euler")
+    sigmas = torch.tensor(values)
+
+    def run(model):
+        return call(node(host, "SamplerCustom"), model, True, 0, 4.0, *tiny_conds, sampler, sigmas, latent())[0]
+
+    assert torch.equal(run(patched(host, tiny_sd15))["samples"], run(tiny_sd15)["samples"])
