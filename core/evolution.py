@@ -233,17 +233,19 @@ class EvoSearch:
     def _crossover(self, rng: random.Random, a: Sequence[float], b: Sequence[float]) -> list[float]:
         return self.repair([x if rng.random() < 0.5 else y for x, y in zip(a, b)])
 
+    def _by_fitness(self) -> list[Entry]:
+        """Every evaluated candidate, best first (ties broken by the candidate itself, for determinism)."""
+        return sorted(self.state.archive, key=lambda e: (e.fitness, _key(e.logs)))
+
     def parents(self) -> list[Entry]:
-        """The top_k best candidates evaluated so far (ties broken by the candidate itself, for determinism)."""
-        ranked = sorted(self.state.archive, key=lambda e: (e.fitness, _key(e.logs)))
-        return ranked[:self.config.top_k]
+        """The top_k best candidates evaluated so far."""
+        return self._by_fitness()[:self.config.top_k]
 
     def ranked(self, n: int, include_seeds: bool = True) -> list[tuple[list[float], float, str]]:
         """The n best evaluated candidates as (sigmas, fitness, origin), best first; include_seeds=False leaves out
         the seeded schedules (e.g. to re-score the search's own finds next to the built-ins on fresh samples)."""
         seeded = set(self.seed_keys.values())
-        ranked = sorted(self.state.archive, key=lambda e: (e.fitness, _key(e.logs)))
-        chosen = [e for e in ranked if include_seeds or _key(e.logs) not in seeded][:max(n, 0)]
+        chosen = [e for e in self._by_fitness() if include_seeds or _key(e.logs) not in seeded][:max(n, 0)]
         return [(self.to_sigmas(e.logs), e.fitness, e.origin) for e in chosen]
 
     def propose(self) -> list[tuple[list[float], str]]:

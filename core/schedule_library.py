@@ -158,7 +158,8 @@ def describe(record: ScheduleRecord) -> str:
                          f"({best / record.fitness:.2f}x lower error)")
     picked = record.search.get("picked", "")
     if picked and not picked.startswith("search"):
-        lines.append(f"no searched schedule beat the built-ins once re-scored on the validation seeds: this is {picked}")
+        lines.append(f"no searched schedule clearly beat the built-ins once re-scored on the validation seeds: "
+                     f"this is {picked}")
     cost = record.search.get("model_calls")
     if cost is not None:
         lines.append(f"search cost: {cost} model calls, {record.search.get('seconds', 0):.1f} s")

@@ -279,13 +279,23 @@ class SearchSettings:
     num_seeds: int
     budget: int
     seed: int
-    population: int = 16
-    top_k: int = 4
-    mutation_prob: float = 0.3
-    generations: int = 25
-    reference_steps: int = 200
-    reference_sampler: str = "dpmpp_2m"
-    validation_seeds: int = 8
+    population: int
+    top_k: int
+    mutation_prob: float
+    generations: int
+    reference_steps: int
+    reference_sampler: str  # resolved: never "auto"
+    validation_seeds: int
+
+
+def builtin_fitness(search: EvoSearch, result, baselines: dict[str, list[float]], evaluate) -> dict[str, float]:
+    """Every built-in's fitness on the search's seeds: the search's own score where it took the schedule as it is,
+    else (another length, or repaired) the schedule scored exactly as it is with `evaluate`."""
+    exact = {k: v for k, v in baselines.items() if k not in result.seed_fitness or k in search.repaired_seeds}
+    fitness = {k: v for k, v in result.seed_fitness.items() if k in baselines and k not in exact}
+    if exact:
+        fitness.update(zip(exact, evaluate(list(exact.values()))))
+    return fitness
 
 
 def validate_finds(search: EvoSearch, baselines: dict[str, list[float]], baseline_fitness: dict[str, float],
@@ -302,8 +312,8 @@ def validate_finds(search: EvoSearch, baselines: dict[str, list[float]], baselin
     combined = {name: (num_seeds * fit + validation_seeds * val) / (num_seeds + validation_seeds)
                 for (name, (_, fit)), val in zip(candidates.items(), scores)}
     best = lambda names: min(names, key=lambda name: (combined[name], name))  # noqa: E731
-    pick = best(baselines) if baselines else best(finds)
-    if finds and (not baselines or combined[best(finds)] * MIN_GAIN < combined[pick]):
+    pick = best(baselines) if baselines else None
+    if finds and (pick is None or combined[best(finds)] * MIN_GAIN < combined[pick]):
         pick = best(finds)
     return pick, [float(v) for v in candidates[pick][0]], combined
 
@@ -369,10 +379,7 @@ def run_search(model, positive, negative, latent_image, settings: SearchSettings
                     search.state.generation, state_path)
         raise
     # built-ins the search could not take as they are (other length, or repaired) are scored exactly as they are
-    exact = {k: v for k, v in baselines.items() if k not in result.seed_fitness or k in search.repaired_seeds}
-    baseline_fitness = {k: v for k, v in result.seed_fitness.items() if k not in exact}
-    if exact:
-        baseline_fitness.update(zip(exact, evaluate(list(exact.values()))))
+    baseline_fitness = builtin_fitness(search, result, baselines, evaluate)
     pick, sigmas, fitness = "search #1", result.sigmas, result.fitness
     metric = f"latent MSE vs {st.reference_steps}-step {st.reference_sampler} (karras), {st.num_seeds} seeds"
     search_calls = runner.calls - ref_cost

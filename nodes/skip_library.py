@@ -82,4 +82,5 @@ class LoadSkipPath:
 
 
 NODE_CLASS_MAPPINGS = {"SaveSkipPath": SaveSkipPath, "LoadSkipPath": LoadSkipPath}
-NODE_DISPLAY_NAME_MAPPINGS = {"SaveSkipPath": "Save Skip Path (AdaptiveSkip)", "LoadSkipPath": "Load Skip Path (AdaptiveSkip)"}
+NODE_DISPLAY_NAME_MAPPINGS = {"SaveSkipPath": "Save Skip Path (AdaptiveSkip)",
+                              "LoadSkipPath": "Load Skip Path (AdaptiveSkip)"}

@@ -52,8 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-sd15", action="store_true", help="skip the SD1.5-shaped overhead measurement")
     ap.add_argument("--no-oracle", action="store_true", help="skip the oracle section even if core/oracle.py exists")
     ap.add_argument("--resume", action="store_true",
-                    help="reuse runs (and oracle paths) cached in OUT/runs.pt by an earlier run of the same mode; "
-                         "only missing runs are sampled")
+                    help="reuse runs (and oracle paths) cached in OUT/runs_<mode>.pt by an earlier run of the same "
+                         "mode; only missing runs are sampled")
     ap.add_argument("--publish", action="store_true",
                     help="also write BENCHMARKS.md and copy the plots to docs/bench/ (keeps its analysis block)")
     ap.add_argument("--no-schedules", action="store_true", help="skip the searched-schedule section")
@@ -197,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         for k in stale:
             del cached[k]
         cached_oracle = {}
-        notes.append(f"--resume: the pack's skip code (MEASURED_CODE in benchmark.py) changed since {cache_path.name} was written; its "
-                     f"{len(stale)} AdaptiveSkip and oracle runs were sampled again and the oracle re-searched")
+        notes.append(f"--resume: the pack's skip code (MEASURED_CODE in benchmark.py) changed since {cache_path.name} "
+                     f"was written; its {len(stale)} AdaptiveSkip and oracle runs were sampled again and the oracle "
+                     "re-searched")
     oracle_module = None if args.no_oracle else optional_module(pack, "oracle")
     oracle_found: dict[str, object] = {}
     if args.no_oracle:
@@ -242,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         original = cached_machine
         if not original and (out / "meta.json").is_file():
             original = json.loads((out / "meta.json").read_text()).get("machine", {})
+        original_end = original.get("load_average_end", original.get("load_average_sampling_end", "?"))
         machine.update(resumed="yes", fresh_runs=str(fresh),
                        original_wall_s=original.get("benchmark_wall_s", original.get("sampling_wall_s", "?")),
-                       original_load=f"{original.get('load_average_start', '?')} / "
-                                     f"{original.get('load_average_end', original.get('load_average_sampling_end', '?'))}")
+                       original_load=f"{original.get('load_average_start', '?')} / {original_end}")
         notes.append(f"re-scored with --resume from {cache_path.name}: {len(specs) - fresh} runs taken from the cache, "
                      f"{fresh} sampled now")
     identity = {k: machine[k] for k in ("code_hash", "commit", "dirty")}

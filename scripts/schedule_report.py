@@ -7,9 +7,10 @@ For each sampler: a 200-step reference (karras, same sampler) for the fitness, v
 each N, every built-in schedule and two searches (different search seed, different fitness and validation seeds)
 scored on the held-out seeds. A search is what EvoTimestepSchedule runs: evolution on the fitness seeds, then its 4
 best finds and every built-in re-scored on the validation seeds; over both the best find wins if it beats the best
-built-in by 5% (MIN_GAIN), else that built-in is kept. Fidelity is the latent MSE against the reference and the PSNR of the decoded 8x8 digits
-(10 log10(1 / pixel MSE), pixels in [0, 1]). Search cost is in per-sample model calls (a CFG pair counts once; calls
-shared between candidates count once) and wall seconds, references excluded (reported once per sampler).
+built-in by 5% (MIN_GAIN), else that built-in is kept. Fidelity is the latent MSE against the reference and the PSNR
+of the decoded 8x8 digits (10 log10(1 / pixel MSE), pixels in [0, 1]). Search cost is in per-sample model calls
+(a CFG pair counts once; calls shared between candidates count once) and wall seconds, references excluded (reported
+once per sampler).
 --digit picks the prompt (one digit class, as a workflow's conditioning is); --digit mixed cycles through 0-9.
 """
 from __future__ import annotations
@@ -37,7 +38,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", nargs="+", type=int, default=[4, 5, 6, 8, 10])
     parser.add_argument("--digit", default="3", help="digit class 0-9 of the prompt, or 'mixed' (cycles 0-9)")
     parser.add_argument("--fit-seeds", type=int, default=8, help="K: samples each candidate is scored on")
-    parser.add_argument("--validation-seeds", type=int, default=8, help="V: fresh samples the finalists are re-scored on")
+    parser.add_argument("--validation-seeds", type=int, default=8,
+                        help="V: fresh samples the finalists are re-scored on")
     parser.add_argument("--holdout-seeds", type=int, default=32)
     parser.add_argument("--budget", type=int, default=4000, help="search budget, per-sample model calls")
     parser.add_argument("--population", type=int, default=16)
@@ -63,7 +65,7 @@ def main(argv=None) -> int:
 
     runner_mod, evolution, library, demo = (mod("nodes.schedule_runner"), mod("core.evolution"),
                                             mod("core.schedule_library"), mod("nodes.demo_model"))
-    validate_finds = mod("nodes.schedule").validate_finds
+    builtin_fitness, validate_finds = mod("nodes.schedule").builtin_fitness, mod("nodes.schedule").validate_finds
     digits_features = mod("core.digits_features")
     import folder_paths
     model_path = Path(folder_paths.get_full_path_or_raise("diffusion_models", demo.UNET_FILE))  # as UNETLoader finds it
@@ -127,12 +129,10 @@ def main(argv=None) -> int:
                     top_k=args.top_k, generations=args.generations, budget=args.budget,
                     calls_per_candidate=n * args.fit_seeds, seed=s)
                 t1 = time.perf_counter()
-                search = evolution.EvoSearch(config, lambda c, r=r, ref=ref: runner_mod.mse_per_candidate(r.run(c), ref),
-                                             seeds=baselines)
+                fitness = lambda c, r=r, ref=ref: runner_mod.mse_per_candidate(r.run(c), ref)  # noqa: E731
+                search = evolution.EvoSearch(config, fitness, seeds=baselines)
                 result = search.run()
-                fit = dict(result.seed_fitness)
-                missing = [k for k in names if k not in fit or k in search.repaired_seeds]
-                fit.update(zip(missing, runner_mod.mse_per_candidate(r.run([baselines[k] for k in missing]), ref)))
+                fit = builtin_fitness(search, result, baselines, fitness)
                 pick, sigmas, combined = validate_finds(
                     search, baselines, fit, lambda c, v=v, vref=vref: runner_mod.mse_per_candidate(v.run(c), vref),
                     args.fit_seeds, args.validation_seeds)

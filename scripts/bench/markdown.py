@@ -33,7 +33,8 @@ def markdown_report(mode: P.Mode, plans: list[P.SectionPlan], rows: list[dict[st
            f"Command: `{command}`  ",
            f"Pack code: commit {machine.get('commit', '?')}"
            f"{' with uncommitted changes in core/ or nodes/' if machine.get('dirty') else ''} "
-           f"(hash of the skip code: {machine.get('code_hash', '?')})  ", f"Machine: {machine['cpu']}; torch {machine['torch']} "
+           f"(hash of the skip code: {machine.get('code_hash', '?')})  ",
+           f"Machine: {machine['cpu']}; torch {machine['torch']} "
            f"({machine['torch_threads']} threads), Python {machine['python']}, ComfyUI {machine['comfyui']}, "
            f"{machine['os']}  ",
            f"Load average at start / end: {machine['load_average_start']} / {machine.get('load_average_end', '?')} "
