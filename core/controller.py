@@ -9,7 +9,7 @@ import torch
 
 from .config import ESTIMATOR_FIRST_STEP, SkipConfig
 from .estimators import make_estimator
-from .paths import SkipPath
+from .skip_path import SkipPath
 from .reuse import ORDERS, PredictionCache
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .paths import SkipPath
+from .skip_path import SkipPath
 
 BACKGROUND = (255, 255, 255)
 INK = (33, 37, 41)

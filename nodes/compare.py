@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..core.metrics import frames_as_images, mean_db, psnr, ssim
-from ..core.paths import SkipPath
+from ..core.skip_path import SkipPath
 
 CATEGORY = "sampling/adaptive_skip"
 

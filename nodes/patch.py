@@ -19,7 +19,7 @@ import comfy.patcher_extension
 
 from ..core.config import SkipConfig
 from ..core.controller import SkipController
-from ..core.paths import SkipPath, merge_per_sample
+from ..core.skip_path import SkipPath, merge_per_sample
 from ..core.sampler_steps import calls_per_step, reuse_space, unsupported_reason
 
 logger = logging.getLogger(__name__)

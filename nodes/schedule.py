@@ -20,7 +20,7 @@ import comfy.samplers
 import comfy.utils
 import folder_paths
 
-from ..core.evolution import EvoConfig, EvoSearch, EvoState
+from ..core.schedule_search import EvoConfig, EvoSearch, EvoState
 from ..core.schedule_library import (EXTENSION, ScheduleRecord, default_name, describe, format_sigmas, load_record,
                                      now_iso, safe_name, save_record)
 from ..core.sigmas import parse_sigma_text, resample_log_sigmas, resample_log_steps, validate_sigmas

@@ -9,7 +9,7 @@ import comfy.utils
 
 from ..core.config import CRITERIA, REUSE_MODES, SkipConfig
 from ..core.metrics import frames_as_images, mean_db, psnr
-from ..core.paths import SkipPath
+from ..core.skip_path import SkipPath
 from ..core.sigmas import resample_log_steps, validate_sigmas
 from .patch import SETUP_KEY, SkipSetup, attach
 

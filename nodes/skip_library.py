@@ -6,7 +6,7 @@ import re
 
 import folder_paths
 
-from ..core.paths import SkipPath
+from ..core.skip_path import SkipPath
 
 FOLDER = "adaptive_skip_paths"
 CATEGORY = "sampling/adaptive_skip"

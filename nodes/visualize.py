@@ -23,9 +23,9 @@ import comfy.utils
 from ..core.config import REUSE_MODES, SkipConfig
 from ..core.draw import draw_skip_path
 from ..core.metrics import frames_as_images, latent_mse, psnr
-from ..core.mask_search import evolve_skip_path
+from ..core.skip_path_search import evolve_skip_path
 from ..core.oracle import BatchedReplay, greedy_skip_path
-from ..core.paths import SkipPath
+from ..core.skip_path import SkipPath
 from ..core.reuse import ORDERS
 from ..core.sampler_steps import calls_per_step, unsupported_reason
 from .patch import (SETUP_KEY, WRAPPER_KEY, SkipSetup, attach, bind_outer_sample_args, bind_predict_noise_args,

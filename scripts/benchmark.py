@@ -113,7 +113,7 @@ def run_all(harness, specs: list[P.RunSpec], repeats: int, rng: random.Random, c
 
 
 # The pack files whose code decides what an AdaptiveSkip or oracle run computes.
-MEASURED_CODE = ("core/config.py", "core/controller.py", "core/estimators.py", "core/reuse.py", "core/paths.py",
+MEASURED_CODE = ("core/config.py", "core/controller.py", "core/estimators.py", "core/reuse.py", "core/skip_path.py",
                  "core/sampler_steps.py", "core/oracle.py", "nodes/patch.py")
 
 

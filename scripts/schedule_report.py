@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     def mod(name):
         return importlib.import_module(f"{pack.__name__}.{name}")
 
-    runner_mod, evolution, library, demo = (mod("nodes.schedule_runner"), mod("core.evolution"),
+    runner_mod, evolution, library, demo = (mod("nodes.schedule_runner"), mod("core.schedule_search"),
                                             mod("core.schedule_library"), mod("nodes.demo_model"))
     builtin_fitness, validate_finds = mod("nodes.schedule").builtin_fitness, mod("nodes.schedule").validate_finds
     digits_features = mod("core.digits_features")

@@ -9,7 +9,7 @@ from PIL import Image
 from adaptive_skip_core import draw
 from adaptive_skip_core.draw import (PALETTE, REUSED, Timeline, caption_lines, draw_pareto, draw_skip_path, hstack,
                                      load_fonts, log_ticks, nice_ticks, pareto_front, skip_path_figure)
-from adaptive_skip_core.paths import SkipPath
+from adaptive_skip_core.skip_path import SkipPath
 
 
 def make_path(steps: int = 20, threshold: float = 0.01, skip_every: int = 3, **kw) -> SkipPath:

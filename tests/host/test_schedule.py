@@ -325,7 +325,7 @@ def test_cancel_keeps_progress_and_the_rerun_resumes(host, library, tiny_sd15, t
 def test_validation_prefers_a_builtin_when_the_finds_do_not_hold_up(host):
     """A find that wins on the fitness seeds but loses on fresh ones is not returned; the built-in is."""
     sched = pack_module(host, "nodes.schedule")
-    evolution = pack_module(host, "core.evolution")
+    evolution = pack_module(host, "core.schedule_search")
     target = [14.614642, 3.1, 0.9, 0.31, 0.12]
 
     def fitness(candidates):

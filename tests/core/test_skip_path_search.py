@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from adaptive_skip_core.mask_search import evolve_skip_path, mutate, repair
+from adaptive_skip_core.skip_path_search import evolve_skip_path, mutate, repair
 from adaptive_skip_core.oracle import even_starts
 
 

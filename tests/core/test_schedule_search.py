@@ -1,4 +1,4 @@
-"""Evolutionary schedule search (core/evolution.py) with cheap synthetic fitness functions."""
+"""Evolutionary schedule search (core/schedule_search.py) with cheap synthetic fitness functions."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from adaptive_skip_core.evolution import EvoConfig, EvoSearch, EvoState, is_valid_schedule, search
+from adaptive_skip_core.schedule_search import EvoConfig, EvoSearch, EvoState, is_valid_schedule, search
 from adaptive_skip_core.schedules import builtin_schedules, discrete_sigma_table
 
 SIGMA_MIN, SIGMA_MAX = 0.0291672, 14.614642
