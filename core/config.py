@@ -4,15 +4,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-# Decision rules. "official" is AdaptiveDiffusion's released rule (arXiv 2410.09873), "strict" the same
-# estimator with the C_max guard applied from the first decision, "paper" the vector form of the paper.
-# "error" skips when the held and the extrapolated predictions barely disagree, "stride" computes every
-# k-th step, "calls" spends a target number of model calls with regular gaps.
-CRITERIA = ("official", "strict", "paper", "error", "stride", "calls")
-# What a skipped step returns: the last prediction held, or epsilon extrapolated in log sigma.
-REUSE_MODES = ("hold", "linear", "quadratic")
-# The estimator needs x_1..x_4 (x_0, the initial noise, is not used), so step 4 is the first it can judge.
-ESTIMATOR_FIRST_STEP = 4
+from . import criteria, reuse_modes
+from .estimators import ESTIMATOR_FIRST_STEP  # noqa: F401  (older imports)
+
+# Dropdown values, derived from the registries (core/criteria/, core/reuse_modes/): official, strict, paper,
+# error, stride, calls; hold, linear, quadratic.
+CRITERIA = criteria.names()
+REUSE_MODES = reuse_modes.names()
 
 
 @dataclass(frozen=True)
@@ -50,15 +48,16 @@ class SkipConfig:
             object.__setattr__(self, "forced_path", tuple(bool(v) for v in self.forced_path))
 
     @property
+    def rule(self) -> criteria.Criterion:
+        """The registered criterion this setting names."""
+        return criteria.get(self.criterion)
+
+    @property
     def disabled(self) -> bool:
-        """True when this setting can never skip a call (threshold 0 under a threshold rule)."""
+        """True when this setting can never skip a call (threshold 0 under a threshold rule, stride 1, ...)."""
         if self.forced_path is not None:
             return all(self.forced_path)
-        if self.criterion in ("official", "strict", "paper", "error"):
-            return self.threshold == 0
-        if self.criterion == "stride":
-            return self.stride == 1
-        return False
+        return bool(self.rule.disabled_reason(self))
 
     @property
     def disabled_reason(self) -> str:
@@ -67,18 +66,11 @@ class SkipConfig:
             return ""
         if self.forced_path is not None:
             return "the replayed path computes every step: skipping is off"
-        if self.criterion == "stride":
-            return "stride 1: skipping is off"
-        return "threshold 0: skipping is off"
+        return self.rule.disabled_reason(self)
 
     def describe(self) -> str:
         """Short human-readable summary used in log lines and captions."""
         if self.forced_path is not None:
             return f"replayed path, reuse={self.reuse}"
-        if self.criterion == "stride":
-            rule = f"stride={self.stride}"
-        elif self.criterion == "calls":
-            rule = f"target_calls={self.target_calls}"
-        else:
-            rule = f"{self.criterion} δ={self.threshold:g}"
-        return f"{rule}, C_max={self.max_consecutive_skips}, warmup={self.warmup_steps}, reuse={self.reuse}"
+        return (f"{self.rule.describe(self)}, C_max={self.max_consecutive_skips}, warmup={self.warmup_steps}, "
+                f"reuse={self.reuse}")

@@ -7,21 +7,10 @@ from __future__ import annotations
 
 import torch
 
-from .config import ESTIMATOR_FIRST_STEP, SkipConfig
-from .estimators import make_estimator
+from .config import SkipConfig
+from .criteria.fixed import even_plan  # noqa: F401  (imported from here by the oracle and tests)
+from .reuse import PredictionCache
 from .skip_path import SkipPath
-from .reuse import ORDERS, PredictionCache
-
-
-def even_plan(total_steps: int, warmup: int, calls: int) -> list[bool]:
-    """Compute mask spending `calls` model calls over `total_steps`: the warm-up steps, then regular gaps."""
-    warmup = min(max(warmup, 1), total_steps)
-    calls = min(max(calls, warmup), total_steps)
-    plan = [i < warmup for i in range(total_steps)]
-    remaining, budget = total_steps - warmup, calls - warmup
-    for j in range(budget):
-        plan[warmup + (j * remaining) // budget] = True
-    return plan
 
 
 class SkipController:
@@ -38,15 +27,14 @@ class SkipController:
         self.total_steps = len(sigmas) - 1
         if self.total_steps < 1:
             raise ValueError(f"sigmas must hold at least two values (one step), got {len(sigmas)}")
-        self.cache = PredictionCache(ORDERS[config.reuse], space)
-        self.estimator = make_estimator(config.criterion)
+        self.cache = PredictionCache(config.reuse, space)
+        self.criterion = config.rule
+        self.judge = self.criterion.start(config)
         self._mask: list[bool] = []  # decisions made by the rule, from the first judged step on (official guard)
         self._run_of_skips = 0
         self.plan = self._make_plan()
-        self.path = SkipPath(sigmas=[float(s) for s in sigmas], threshold=float(config.threshold),
-                             criterion=config.criterion if config.forced_path is None else "replay",
-                             reuse=config.reuse, space=space, max_consecutive_skips=int(config.max_consecutive_skips),
-                             warmup_steps=int(config.warmup_steps))
+        self.path = SkipPath(sigmas=[float(s) for s in sigmas], config=config,
+                             kind="rule" if config.forced_path is None else "replay", space=space)
 
     def _make_plan(self) -> list[bool] | None:
         cfg = self.config
@@ -55,23 +43,18 @@ class SkipController:
                 raise ValueError(f"forced_path has {len(cfg.forced_path)} steps but this run has {self.total_steps}; "
                                  "replay a SKIP_PATH on a run with the same sampler, scheduler, steps and denoise")
             return [True] + list(cfg.forced_path[1:])  # step 0 has nothing cached to reuse
-        if cfg.criterion == "calls" and cfg.target_calls > 0:
-            return even_plan(self.total_steps, cfg.warmup_steps, cfg.target_calls)
-        return None
+        return self.criterion.plan(cfg, self.total_steps)
 
     @property
     def first_judged_step(self) -> int:
-        """Steps before this one always compute (warm-up, or the estimator not yet defined)."""
-        need = {"official": ESTIMATOR_FIRST_STEP, "strict": ESTIMATOR_FIRST_STEP, "paper": ESTIMATOR_FIRST_STEP,
-                "error": 2}.get(self.config.criterion, 1)
-        return max(self.config.warmup_steps, need, 1)
+        """Steps before this one always compute (warm-up, or the criterion's rule not yet defined)."""
+        return self.criterion.first_judged_step(self.config)
 
     def decide(self, step: int, x_measure: torch.Tensor, sigma: float) -> bool:
         """True to call the model at `step`. `x_measure` is the latent entering the step in the model's input form
         (calculate_input(σ, x)), which the trajectory estimators look at."""
         cfg = self.config
-        if self.estimator is not None:
-            self.estimator.observe(step, x_measure)
+        self.judge.observe(step, x_measure)
         value: float | None = None
         forced = warm = False
         if self.plan is not None:
@@ -80,9 +63,9 @@ class SkipController:
         elif step < self.first_judged_step or len(self.cache) == 0 or cfg.disabled:
             compute, warm = True, step < self.first_judged_step
         else:
-            skip, value = self._rule(step, sigma)
-            compute = not skip
-            if skip and self._guard_forces():
+            compute, value = self.judge.wants_call(step, sigma, self.cache)
+            if not compute and self.criterion.guard_forces(self._mask, self._run_of_skips,
+                                                           cfg.max_consecutive_skips):
                 compute, forced = True, True
             self._mask.append(compute)
         if len(self.cache) == 0:
@@ -93,29 +76,6 @@ class SkipController:
         self.path.warmup.append(warm)
         self.path.estimator.append(value)
         return compute
-
-    def _rule(self, step: int, sigma: float) -> tuple[bool, float | None]:
-        cfg = self.config
-        if self.estimator is not None:
-            return self.estimator.test(cfg.threshold)
-        if cfg.criterion == "error":
-            value = self.cache.disagreement(sigma, self.cache.order)
-            return (value is not None and value <= cfg.threshold), value
-        if cfg.criterion == "stride":
-            return (step - self.first_judged_step) % cfg.stride != 0, None
-        return False, None  # "calls" without a target: compute everything
-
-    def _guard_forces(self) -> bool:
-        """Would this skip exceed C_max consecutive reuses?"""
-        limit = self.config.max_consecutive_skips
-        if self.config.criterion == "official":
-            # The released code checks `len(mask) > 4 and not any(mask[-C_max:])` on decisions from step 4 on,
-            # so steps 4-8 may all be skipped before the guard exists; reproduced here on purpose.
-            if len(self._mask) <= 4:
-                return False
-            tail = self._mask[-limit:]
-            return not any(tail)
-        return self._run_of_skips >= limit
 
     def store(self, x: torch.Tensor, denoised: torch.Tensor, sigma: float) -> None:
         """Cache the result of a computed call (every call of a computed step, so heun's corrector counts)."""

@@ -164,19 +164,7 @@ def text_width(draw: ImageDraw.ImageDraw, text: str, font) -> int:
 # ------------------------------------------------------------------------------------------ skip-path figure
 def caption_lines(path: SkipPath, fonts: Fonts) -> tuple[str, str]:
     """The two caption lines of one path: its setting, then its cost and fidelity."""
-    delta = fonts.sym("δ", "delta")
-    if path.criterion == "replay":
-        rule = "replayed path"
-    elif path.criterion == "oracle":
-        rule = "oracle path (greedy search)"
-    elif path.criterion in ("stride", "calls"):
-        rule = f"criterion {path.criterion}"
-    else:
-        rule = f"{path.criterion} {delta}={path.threshold:g}"
-    if path.criterion in ("replay", "oracle"):  # no rule decided these skips, so no C_max applied
-        setting = f"{rule}, warm-up {path.warmup_steps}, reuse {path.reuse}"
-    else:
-        setting = f"{rule}, C_max={path.max_consecutive_skips}, warm-up {path.warmup_steps}, reuse {path.reuse}"
+    setting = path.setting(fonts.sym("δ", "delta"))
     calls = (f"{path.model_calls}/{path.sampler_calls} model calls ({path.speedup:.2f}x)" if path.sampler_calls
              else "model calls not recorded")
     cost = f"{calls}, {path.computed_steps}/{path.steps} steps computed"

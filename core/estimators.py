@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import torch
 
+# The estimators need x_1..x_4 (x_0, the initial noise, is not used), so step 4 is the first they can judge.
+ESTIMATOR_FIRST_STEP = 4
+
 
 class OfficialEstimator:
     """The released code's scalar rule: m_k = mean|x_k - x_{k-1}|, skip when
@@ -25,8 +28,8 @@ class OfficialEstimator:
             del self._m[:-3]
         self._prev = x.detach().float().clone()
 
-    def test(self, threshold: float) -> tuple[bool, float | None]:
-        """(skip?, estimator value relative to m_{t-1}); (False, None) while fewer than three m exist."""
+    def smooth(self, threshold: float) -> tuple[bool, float | None]:
+        """(smooth enough to skip?, estimator value relative to m_{t-1}); (False, None) while fewer than three m exist."""
         if len(self._m) < 3:
             return False, None
         m_prev2, m_prev, m_cur = self._m
@@ -53,7 +56,7 @@ class PaperEstimator:
             del self._dx[:-3]
         self._prev = x.clone()
 
-    def test(self, threshold: float) -> tuple[bool, float | None]:
+    def smooth(self, threshold: float) -> tuple[bool, float | None]:
         if len(self._dx) < 3:
             return False, None
         d2, d1, d0 = self._dx
@@ -62,11 +65,3 @@ class PaperEstimator:
         value = gap / scale if scale > 0 else (0.0 if gap == 0 else float("inf"))
         return gap <= scale * threshold, value
 
-
-def make_estimator(criterion: str) -> OfficialEstimator | PaperEstimator | None:
-    """The trajectory estimator a criterion needs, or None for rules that do not look at the latents."""
-    if criterion in ("official", "strict"):
-        return OfficialEstimator()
-    if criterion == "paper":
-        return PaperEstimator()
-    return None

@@ -133,3 +133,12 @@ def mean_db(values: torch.Tensor, cap: float = 100.0) -> float:
     if bool(torch.isinf(v).all()) and bool((v > 0).all()):
         return math.inf
     return float(v.clamp(max=cap).mean())
+
+
+def latent_psnr(samples: torch.Tensor, reference: torch.Tensor) -> float:
+    """The one PSNR average of the pack: mean dB over the batch (a video's frames one by one) against a reference
+    latent (peak = the reference's range), identical samples capped as `mean_db` does (+inf only when all are)."""
+    if samples.shape != reference.shape:
+        raise ValueError(f"latent shape {tuple(samples.shape)} differs from the reference {tuple(reference.shape)}; "
+                         "compare runs made from the same empty latent, seed and batch size")
+    return mean_db(psnr(frames_as_images(samples.float().cpu()), frames_as_images(reference.float().cpu())))

@@ -11,7 +11,11 @@ import math
 
 import torch
 
-ORDERS = {"hold": 0, "linear": 1, "quadratic": 2}
+from . import reuse_modes
+from .reuse_modes import ReuseMode, lagrange_weights, polynomial_in_log_sigma  # noqa: F401  (lagrange: older imports)
+
+# reuse name -> polynomial order, for callers that still pass orders (the cache takes a mode or its name)
+ORDERS = {name: reuse_modes.get(name).order for name in reuse_modes.names()}
 
 
 def derivative(x: torch.Tensor, denoised: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -22,18 +26,6 @@ def derivative(x: torch.Tensor, denoised: torch.Tensor, sigma: float) -> torch.T
 def rebuild_denoised(x: torch.Tensor, sigma: float, d: torch.Tensor) -> torch.Tensor:
     """D' = x' - σ'·d: the denoised output a model predicting d would give at (x', σ')."""
     return x - sigma * d
-
-
-def lagrange_weights(points: list[float], at: float) -> list[float]:
-    """Weights w_j with f(at) ≈ Σ w_j f(points[j]) for the polynomial through the points."""
-    weights = []
-    for j, pj in enumerate(points):
-        w = 1.0
-        for k, pk in enumerate(points):
-            if k != j:
-                w *= (at - pk) / (pj - pk)
-        weights.append(w)
-    return weights
 
 
 SPACES = ("eps", "denoised")
@@ -47,15 +39,17 @@ class PredictionCache:
     where d carries that noise and jumps from step to step while D stays smooth.
     """
 
-    def __init__(self, order: int = 0, space: str = "eps") -> None:
-        if order not in (0, 1, 2):
-            raise ValueError(f"order must be 0 (hold), 1 (linear) or 2 (quadratic), got {order!r}")
+    def __init__(self, mode: ReuseMode | str | int = "hold", space: str = "eps") -> None:
+        self.mode = reuse_modes.resolve(mode)
         if space not in SPACES:
             raise ValueError(f"space must be one of {', '.join(SPACES)}; got {space!r}")
-        self.order = order
         self.space = space
         self._sigmas: list[float] = []
         self._ds: list[torch.Tensor] = []
+
+    @property
+    def order(self) -> int:
+        return self.mode.order
 
     def __len__(self) -> int:
         return len(self._ds)
@@ -74,40 +68,33 @@ class PredictionCache:
             self._ds.pop()
         self._sigmas.append(sigma)
         self._ds.append(d)
-        keep = max(self.order + 1, 2)  # two kept even for hold, so the error criterion can compare
+        keep = self.mode.keep
         del self._sigmas[:-keep], self._ds[:-keep]
 
-    def predict_d(self, sigma: float, order: int | None = None) -> torch.Tensor:
-        """The cached quantity (d, or D in "denoised" space) at σ, extrapolated in log σ at the requested order
-        or the highest one available."""
+    def extrapolate(self, sigma: float, order: int | None = None) -> torch.Tensor:
+        """The cached quantity (d, or D in "denoised" space) at σ: the reuse mode's extrapolation, or a polynomial
+        of the requested order in log σ through the kept calls."""
         if not self._ds:
             raise RuntimeError("no computed call is cached yet; the first step of a run must call the model")
-        order = self.order if order is None else order
-        n = min(order + 1, len(self._ds))
-        if n == 1 or sigma <= 0:
-            return self._ds[-1]
-        points = [math.log(s) for s in self._sigmas[-n:]]
-        weights = lagrange_weights(points, math.log(sigma))
-        out = self._ds[-n] * weights[0]
-        for w, d in zip(weights[1:], self._ds[-n + 1:]):
-            out = out + w * d
-        return out
+        if order is None:
+            return self.mode.extrapolate(self._sigmas, self._ds, sigma)
+        return polynomial_in_log_sigma(self._sigmas, self._ds, sigma, order)
 
     def predict(self, x: torch.Tensor, sigma: float, order: int | None = None) -> torch.Tensor:
         """The denoised output D' for a skipped call at (x, σ)."""
         if self.space == "denoised":
-            return self.predict_d(sigma, order).to(x.dtype)
+            return self.extrapolate(sigma, order).to(x.dtype)
         if sigma <= 0:
             return x
-        return rebuild_denoised(x, sigma, self.predict_d(sigma, order)).to(x.dtype)
+        return rebuild_denoised(x, sigma, self.extrapolate(sigma, order)).to(x.dtype)
 
-    def disagreement(self, sigma: float, order: int) -> float | None:
+    def disagreement(self, sigma: float, order: int | None = None) -> float | None:
         """Relative gap ||held - extrapolated|| / ||extrapolated|| at σ (in the cache's space), or None when too
         few calls are cached."""
         if len(self._ds) < 2 or sigma <= 0:
             return None
         held = self._ds[-1]
-        extrapolated = self.predict_d(sigma, max(order, 1))
+        extrapolated = self.extrapolate(sigma, max(self.order if order is None else order, 1))
         scale = torch.linalg.vector_norm(extrapolated.float()).item()
         if scale == 0:
             return 0.0

@@ -43,6 +43,38 @@ UNSUPPORTED.update({name: "CFG++ samplers read the unconditional prediction insi
                           "which a skipped call cannot provide" for name in CFG_PP})
 
 
+def sampler_function_name(sampler) -> str:
+    """The k-diffusion function a ComfyUI sampler object runs, by name ("sample_euler"): what the tables here are
+    keyed by. Duck-typed (KSAMPLER.sampler_function); an object without one is named by its type."""
+    name = getattr(getattr(sampler, "sampler_function", None), "__name__", None)
+    return name if isinstance(name, str) and name else type(sampler).__name__
+
+
+class StepOverrun(RuntimeError):
+    """The sampler made more calls than its schedule's steps account for."""
+
+
+class StepCounter:
+    """Attributes each model call of a run to its sampler step: the first call of a step opens it, and the step
+    takes calls_in_step(step, sigmas) calls in all (heun's corrector belongs to its step, not to the next)."""
+
+    def __init__(self, sigmas: Sequence[float], calls_in_step: Callable[[int, Sequence[float]], int]) -> None:
+        self.sigmas, self.calls_in_step = sigmas, calls_in_step
+        self.step = -1
+        self.calls_left = 0
+
+    def next_call(self) -> bool:
+        """Count one model call; True when it opens a new step. StepOverrun past the schedule's last step."""
+        if self.calls_left > 0:
+            self.calls_left -= 1
+            return False
+        self.step += 1
+        if self.step >= len(self.sigmas) - 1:
+            raise StepOverrun("the sampler made more steps than its sigmas hold")
+        self.calls_left = self.calls_in_step(self.step, self.sigmas) - 1
+        return True
+
+
 def calls_per_step(function_name: str) -> Callable[[int, Sequence[float]], int] | None:
     """A function (step, sigmas) -> model calls in that step, or None when the sampler is not supported."""
     if function_name in SINGLE_CALL:

@@ -26,8 +26,12 @@ function summary(path) {
   const calls = path.sampler_calls
     ? `${path.model_calls}/${path.sampler_calls} calls (${(path.sampler_calls / Math.max(path.model_calls, 1)).toFixed(2)}x)`
     : `${computed}/${steps} steps`;
-  let rule = path.criterion;
-  if (!["replay", "oracle", "stride", "calls"].includes(rule)) rule += ` δ=${fmt(path.threshold)}`;
+  // `rule` is the caption the pack's registry writes (core/skip_path.py); older records lack it
+  let rule = path.rule;
+  if (!rule) {
+    rule = path.criterion;
+    if (!["replay", "oracle", "searched", "stride", "calls"].includes(rule)) rule += ` δ=${fmt(path.threshold)}`;
+  }
   const psnr = path.identical ? ", identical to full run" : path.psnr != null ? `, PSNR ${path.psnr.toFixed(2)} dB` : "";
   return `${rule}: ${calls}${psnr}`;
 }

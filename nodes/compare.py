@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..core.metrics import frames_as_images, mean_db, psnr, ssim
+from ..core.metrics import frames_as_images, latent_psnr, ssim
 from ..core.skip_path import SkipPath
 
 CATEGORY = "sampling/adaptive_skip"
@@ -35,8 +35,8 @@ class AdaptiveSkipCompare:
         if ref.shape != out.shape:
             raise ValueError(f"reference has shape {tuple(ref.shape)} but latent has {tuple(out.shape)}; compare "
                              "runs made from the same empty latent, seed and batch size")
+        db = latent_psnr(out, ref)
         ref, out = frames_as_images(ref), frames_as_images(out)
-        db = mean_db(psnr(out, ref))
         similarity = float(ssim(out, ref).mean()) if min(ref.shape[-2:]) >= 3 else float("nan")
         head = f"{label}: " if label else ""
         if skip_path is not None:

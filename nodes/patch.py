@@ -20,7 +20,8 @@ import comfy.patcher_extension
 from ..core.config import SkipConfig
 from ..core.controller import SkipController
 from ..core.skip_path import SkipPath, merge_per_sample
-from ..core.sampler_steps import calls_per_step, reuse_space, unsupported_reason
+from ..core.sampler_steps import (StepCounter, StepOverrun, calls_per_step, reuse_space, sampler_function_name,
+                                  unsupported_reason)
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +68,6 @@ class RunState:
     sigmas: list[float]
     model_sampling: Any
     controllers: list[SkipController] = field(default_factory=list)  # one, or one per image (per-sample mode)
-    step: int = -1
-    calls_left: int = 0
     decisions: list[bool] = field(default_factory=list)
     desynced: bool = False
     model_calls: int = 0
@@ -76,6 +75,13 @@ class RunState:
     notes: list[str] = field(default_factory=list)
     function_name: str = ""
     scheduler: str = ""
+
+    def __post_init__(self) -> None:
+        self.counter = StepCounter(self.sigmas, self.calls_in_step) if self.calls_in_step is not None else None
+
+    @property
+    def step(self) -> int:
+        return self.counter.step if self.counter is not None else -1
 
     @property
     def active(self) -> bool:
@@ -95,8 +101,6 @@ class RunState:
                          "computing every remaining call")
 
     def path(self) -> SkipPath:
-        if not self.controllers:
-            return SkipPath(sigmas=self.sigmas, criterion=self.config.criterion, reuse=self.config.reuse)
         if len(self.controllers) == 1:
             return self.controllers[0].path
         return merge_per_sample([c.path for c in self.controllers])
@@ -163,7 +167,7 @@ def attach(model, setup: SkipSetup):
 def _new_run(guider, setup: SkipSetup, sampler, sigmas: list[float]) -> RunState:
     """Fresh state for one run; raises ValueError (before any model call) for settings this run cannot honour."""
     model_sampling = guider.model_patcher.get_model_object("model_sampling")
-    function_name = getattr(getattr(sampler, "sampler_function", None), "__name__", type(sampler).__name__)
+    function_name = sampler_function_name(sampler)
     config = setup.config
     state = RunState(config=config, calls_in_step=calls_per_step(function_name), sigmas=sigmas,
                      model_sampling=model_sampling)
@@ -173,7 +177,7 @@ def _new_run(guider, setup: SkipSetup, sampler, sigmas: list[float]) -> RunState
         state.notes.append(f"sampler {function_name} runs without skipping: {unsupported_reason(function_name)}")
     elif config.disabled:
         state.notes.append(config.disabled_reason)
-    elif config.forced_path is None and config.criterion != "calls" and steps <= probe.first_judged_step:
+    elif config.forced_path is None and config.rule.judges_steps and steps <= probe.first_judged_step:
         state.notes.append(f"{steps} steps are too few: the {config.criterion} rule judges from step "
                            f"{probe.first_judged_step} on, so every step was computed")
     state.function_name = function_name
@@ -236,15 +240,13 @@ def predict_noise_wrapper(executor, *args, **kwargs):
     if not state.active:
         state.model_calls += 1
         return executor(*args, **kwargs)
-    if state.calls_left > 0:
-        state.calls_left -= 1
-    else:
-        state.step += 1
-        if state.step >= len(state.sigmas) - 1:
-            state.give_up("the sampler made more steps than its sigmas hold; computing every remaining call")
-            state.model_calls += 1
-            return executor(*args, **kwargs)
-        state.calls_left = state.calls_in_step(state.step, state.sigmas) - 1
+    try:
+        new_step = state.counter.next_call()
+    except StepOverrun as err:
+        state.give_up(f"{err}; computing every remaining call")
+        state.model_calls += 1
+        return executor(*args, **kwargs)
+    if new_step:
         x_measure = state.model_sampling.calculate_input(sigma, x)
         if len(state.controllers) == 1:
             state.decisions = [state.controllers[0].decide(state.step, x_measure, sigma_value)]

@@ -7,8 +7,9 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 
+from ..core import criteria, reuse_modes
 from ..core.config import CRITERIA, REUSE_MODES, SkipConfig
-from ..core.metrics import frames_as_images, mean_db, psnr
+from ..core.metrics import latent_psnr
 from ..core.skip_path import SkipPath
 from ..core.sigmas import resample_log_steps, validate_sigmas
 from .patch import SETUP_KEY, SkipSetup, attach
@@ -36,18 +37,14 @@ SKIP_INPUTS = {
     }),
     "criterion": (list(CRITERIA), {
         "default": "official",
-        "tooltip": "official: AdaptiveDiffusion's released rule. strict: same, C_max always enforced. paper: the "
-                   "paper's vector form (needs a larger δ). error: skip when held and extrapolated predictions "
-                   "agree within δ. stride: call every `stride`-th step. calls: spend `target_calls` calls evenly.",
+        "tooltip": criteria.tooltip(),  # one sentence per registered criterion (core/criteria/)
     }),
 }
 
 OPTIONAL_SKIP_INPUTS = {
     "reuse": (list(REUSE_MODES), {
         "default": "hold",
-        "tooltip": "What a skipped step uses. hold: the last prediction (the paper). linear / quadratic: the noise "
-                   "prediction extrapolated in log σ from the last 2 / 3 computed calls (much closer to the full run "
-                   "for multistep samplers such as dpmpp_2m).",
+        "tooltip": reuse_modes.tooltip(),  # one sentence per registered mode (core/reuse_modes/)
     }),
     "stride": ("INT", {
         "default": 2, "min": 1, "max": 100,
@@ -199,9 +196,8 @@ class AdaptiveSkipKSampler:
         full = run(model, n_steps, preview=False)
         fewer_steps = max(path.computed_steps, 1)
         fewer = run(model, fewer_steps, preview=False)
-        full = frames_as_images(full.float())
-        skip_db = mean_db(psnr(frames_as_images(samples.float()), full))
-        fewer_db = mean_db(psnr(frames_as_images(fewer.float()), full))
+        skip_db = latent_psnr(samples, full)
+        fewer_db = latent_psnr(fewer, full)
         path.psnr = skip_db
         verdict = "ahead of" if skip_db > fewer_db else "behind"
         report = (f"{path.summary()}. PSNR vs the {n_steps}-step run: {skip_db:.2f} dB; {fewer_steps} plain steps "

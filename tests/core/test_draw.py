@@ -23,7 +23,7 @@ def make_path(steps: int = 20, threshold: float = 0.01, skip_every: int = 3, **k
                     estimator=estimator, threshold=threshold, sampler="euler", scheduler="normal",
                     model_calls=sum(computed), sampler_calls=steps)
     defaults.update(kw)
-    return SkipPath(**defaults)
+    return SkipPath.from_dict(defaults)  # the flat format-1 fields (threshold, criterion) as saved files hold them
 
 
 def pixel(image: Image.Image, xy) -> tuple[int, int, int]:

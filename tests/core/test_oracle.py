@@ -6,7 +6,8 @@ import itertools
 import pytest
 import torch
 
-from adaptive_skip_core.oracle import BatchedReplay, even_starts, fixed_steps, greedy_skip_path
+from adaptive_skip_core.oracle import even_starts, fixed_steps, greedy_skip_path
+from adaptive_skip_core.replay import BatchedReplay
 from adaptive_skip_core.reuse import ORDERS, PredictionCache
 
 
