@@ -5,7 +5,6 @@ import math
 from dataclasses import dataclass, field
 
 from . import criteria, reuse_modes
-from .estimators import ESTIMATOR_FIRST_STEP  # noqa: F401  (older imports)
 
 # Dropdown values, derived from the registries (core/criteria/, core/reuse_modes/): official, strict, paper,
 # error, stride, calls; hold, linear, quadratic.

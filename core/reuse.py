@@ -7,12 +7,10 @@ instead of holding, which keeps multistep samplers' order when their history is 
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from . import reuse_modes
-from .reuse_modes import ReuseMode, lagrange_weights, polynomial_in_log_sigma  # noqa: F401  (lagrange: older imports)
+from .reuse_modes import ReuseMode, polynomial_in_log_sigma
 
 # reuse name -> polynomial order, for callers that still pass orders (the cache takes a mode or its name)
 ORDERS = {name: reuse_modes.get(name).order for name in reuse_modes.names()}

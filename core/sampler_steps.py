@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from . import reuse_modes
+
 # Function names (as ComfyUI names them) that call the model exactly once per step.
 SINGLE_CALL = frozenset({
     "sample_euler", "sample_euler_ancestral", "sample_euler_ancestral_RF", "sample_lms", "sample_dpmpp_2m",
@@ -112,4 +114,4 @@ def reuse_space(function_name: str, reuse: str) -> str:
     """What skipped calls extrapolate: D for noise-injecting samplers (measured on the bundled model, dpmpp_2m_sde
     at 13-21 calls: linear reuse +1 to +5 dB over extrapolating d), d (the paper's noise prediction) otherwise and
     for holding (holding d was 1-3 dB better than holding D on the same runs)."""
-    return "denoised" if function_name in NOISE_INJECTING and reuse != "hold" else "eps"
+    return "denoised" if function_name in NOISE_INJECTING and reuse_modes.get(reuse).extrapolates else "eps"

@@ -48,6 +48,7 @@ class ReuseMode:
     name = ""
     help = ""  # one tooltip sentence, shown after "name: "
     order = 0  # degree used by extrapolate; the error criterion compares against at least degree 1
+    extrapolates = True  # False for holding: noise-injecting samplers then still reuse d, not D
 
     @property
     def keep(self) -> int:

@@ -8,6 +8,7 @@ class Hold(ReuseMode):
     name = "hold"
     help = "the last prediction (the paper)."
     order = 0
+    extrapolates = False
 
 
 class Linear(ReuseMode):

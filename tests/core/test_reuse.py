@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from adaptive_skip_core.reuse import PredictionCache, derivative, lagrange_weights, rebuild_denoised
+from adaptive_skip_core.reuse import PredictionCache, derivative, rebuild_denoised
+from adaptive_skip_core.reuse_modes import lagrange_weights
 
 
 def test_rebuild_inverts_derivative():
