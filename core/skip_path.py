@@ -62,21 +62,10 @@ class SkipPath:
         """The deciding criterion's name, or the kind when no criterion decided (replay, oracle, searched...)."""
         return self.config.criterion if self.kind == "rule" else self.kind
 
-    @property
-    def threshold(self) -> float:
-        return self.config.threshold
-
-    @property
-    def reuse(self) -> str:
-        return self.config.reuse
-
-    @property
-    def max_consecutive_skips(self) -> int:
-        return self.config.max_consecutive_skips
-
-    @property
-    def warmup_steps(self) -> int:
-        return self.config.warmup_steps
+    threshold = property(lambda self: self.config.threshold)
+    reuse = property(lambda self: self.config.reuse)
+    max_consecutive_skips = property(lambda self: self.config.max_consecutive_skips)
+    warmup_steps = property(lambda self: self.config.warmup_steps)
 
     @property
     def uses_threshold(self) -> bool:

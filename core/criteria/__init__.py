@@ -5,16 +5,16 @@ rule (`start` gives a fresh per-run `Judge`), the first step that rule can judge
 setting turns it off, and the words that describe it (tooltip, log line, picture caption, page legend).
 
 Adding one: a new module in this folder that subclasses `Criterion` and calls `register(...)`; it is imported by
-`_discover` below (after the built-ins, so their dropdown order never changes). Nothing else needs editing.
+`REGISTRY.discover` below (after the built-ins, so their dropdown order never changes). Nothing else needs editing.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import torch
+
+from ..registry import Registry
 
 if TYPE_CHECKING:
     from ..config import SkipConfig
@@ -29,6 +29,13 @@ class Judge(Protocol):
     def wants_call(self, step: int, sigma: float, cache: "PredictionCache") -> tuple[bool, float | None]:
         """(True to call the model at this step, the estimator value drawn for it or None)."""
         ...
+
+
+class BlindJudge:
+    """A judge that does not look at the latents (stride, calls, error)."""
+
+    def observe(self, step: int, x: torch.Tensor) -> None:
+        pass
 
 
 class Criterion:
@@ -68,41 +75,8 @@ class Criterion:
         return self.describe(config, delta) if self.uses_threshold else f"criterion {self.name}"
 
 
-_REGISTRY: dict[str, Criterion] = {}
+REGISTRY: Registry[Criterion] = Registry("criterion")
+register, get, names, tooltip = REGISTRY.register, REGISTRY.get, REGISTRY.names, REGISTRY.tooltip
 
-
-def register(criterion: Criterion) -> Criterion:
-    """Add a criterion under its name; a second one under a taken name is a programming error."""
-    if not criterion.name or criterion.name in _REGISTRY:
-        raise ValueError(f"criterion name {criterion.name!r} is empty or already registered")
-    _REGISTRY[criterion.name] = criterion
-    return criterion
-
-
-def get(name: str) -> Criterion:
-    """The criterion registered as `name`; ValueError lists the known ones."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"criterion must be one of {', '.join(_REGISTRY)}; got {name!r}") from None
-
-
-def names() -> tuple[str, ...]:
-    """Registered names in dropdown order (built-ins first)."""
-    return tuple(_REGISTRY)
-
-
-def tooltip() -> str:
-    """The criterion widget's tooltip, one sentence per registered criterion."""
-    return " ".join(f"{c.name}: {c.help}" for c in _REGISTRY.values())
-
-
-def _discover() -> None:
-    from . import trajectory, error, fixed  # noqa: F401  built-ins, in dropdown order
-    builtin = {"trajectory", "error", "fixed"}
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if module.name not in builtin and not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
-
-
-_discover()
+from . import trajectory, error, fixed  # noqa: E402,F401  built-ins, in dropdown order
+REGISTRY.discover(__name__, __path__, ("trajectory", "error", "fixed"))

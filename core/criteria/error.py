@@ -1,15 +1,12 @@
 """The "error" rule: skip when the held prediction and the extrapolated one barely disagree."""
 from __future__ import annotations
 
-from . import Criterion, register
+from . import BlindJudge, Criterion, register
 
 
-class ErrorJudge:
+class ErrorJudge(BlindJudge):
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
-
-    def observe(self, step, x) -> None:
-        pass
 
     def wants_call(self, step, sigma, cache) -> tuple[bool, float | None]:
         value = cache.disagreement(sigma)

@@ -1,7 +1,7 @@
 """Rules that do not look at the run: "stride" computes every k-th step, "calls" spends a call budget evenly."""
 from __future__ import annotations
 
-from . import Criterion, register
+from . import BlindJudge, Criterion, register
 
 
 def even_plan(total_steps: int, warmup: int, calls: int) -> list[bool]:
@@ -15,12 +15,9 @@ def even_plan(total_steps: int, warmup: int, calls: int) -> list[bool]:
     return plan
 
 
-class StrideJudge:
+class StrideJudge(BlindJudge):
     def __init__(self, stride: int, first: int) -> None:
         self.stride, self.first = stride, first
-
-    def observe(self, step, x) -> None:
-        pass
 
     def wants_call(self, step, sigma, cache) -> tuple[bool, None]:
         return (step - self.first) % self.stride == 0, None
@@ -41,10 +38,7 @@ class Stride(Criterion):
         return f"stride={config.stride}"
 
 
-class ComputeAll:
-    def observe(self, step, x) -> None:
-        pass
-
+class ComputeAll(BlindJudge):
     def wants_call(self, step, sigma, cache) -> tuple[bool, None]:
         return True, None
 

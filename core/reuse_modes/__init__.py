@@ -4,17 +4,17 @@ A reuse mode is an object registered under its name (the value of the node's `re
 policy (`keep`: how many computed calls the run's PredictionCache holds) and its extrapolation (`extrapolate`: the
 cached quantity at a new σ from the kept (σ, value) pairs). The cache applies it in either space (d or D).
 
-Adding one: a new module in this folder that subclasses `ReuseMode` and calls `register(...)`; `_discover` imports
-it after the built-ins (so their dropdown order never changes). Nothing else needs editing.
+Adding one: a new module in this folder that subclasses `ReuseMode` and calls `register(...)`;
+`REGISTRY.discover` imports it after the built-ins (so their dropdown order never changes). Nothing else needs editing.
 """
 from __future__ import annotations
 
-import importlib
 import math
-import pkgutil
 from collections.abc import Sequence
 
 import torch
+
+from ..registry import Registry
 
 
 def lagrange_weights(points: list[float], at: float) -> list[float]:
@@ -61,22 +61,8 @@ class ReuseMode:
         return polynomial_in_log_sigma(sigmas, values, at, self.order)
 
 
-_REGISTRY: dict[str, ReuseMode] = {}
-
-
-def register(mode: ReuseMode) -> ReuseMode:
-    if not mode.name or mode.name in _REGISTRY:
-        raise ValueError(f"reuse mode name {mode.name!r} is empty or already registered")
-    _REGISTRY[mode.name] = mode
-    return mode
-
-
-def get(name: str) -> ReuseMode:
-    """The reuse mode registered as `name`; ValueError lists the known ones."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"reuse must be one of {', '.join(_REGISTRY)}; got {name!r}") from None
+REGISTRY: Registry[ReuseMode] = Registry("reuse")
+register, get, names = REGISTRY.register, REGISTRY.get, REGISTRY.names
 
 
 def resolve(mode: "ReuseMode | str | int") -> ReuseMode:
@@ -84,28 +70,17 @@ def resolve(mode: "ReuseMode | str | int") -> ReuseMode:
     if isinstance(mode, ReuseMode):
         return mode
     if isinstance(mode, int) and not isinstance(mode, bool):
-        for m in _REGISTRY.values():
+        for m in REGISTRY.values():
             if type(m).extrapolate is ReuseMode.extrapolate and m.order == mode:
                 return m
         raise ValueError(f"order must be 0 (hold), 1 (linear) or 2 (quadratic), got {mode!r}")
     return get(mode)
 
 
-def names() -> tuple[str, ...]:
-    """Registered names in dropdown order (built-ins first)."""
-    return tuple(_REGISTRY)
-
-
 def tooltip() -> str:
     """The reuse widget's tooltip, one sentence per registered mode."""
-    return "What a skipped step uses. " + " ".join(f"{m.name}: {m.help}" for m in _REGISTRY.values())
+    return "What a skipped step uses. " + REGISTRY.tooltip()
 
 
-def _discover() -> None:
-    from . import polynomial  # noqa: F401  built-ins, in dropdown order
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if module.name != "polynomial" and not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
-
-
-_discover()
+from . import polynomial  # noqa: E402,F401  built-ins, in dropdown order
+REGISTRY.discover(__name__, __path__, ("polynomial",))
