@@ -92,6 +92,55 @@ def _unpatched(model):
     return base
 
 
+def _budget(model_calls: int, match_path: SkipPath | None, steps: int) -> int:
+    """The search's budget K: model_calls, or match_path's computed steps when one is connected."""
+    if match_path is None:
+        return int(model_calls)
+    if not isinstance(match_path, SkipPath) or match_path.steps == 0:
+        raise ValueError("match_path must be a SKIP_PATH of a finished run")
+    if match_path.steps != steps:
+        raise ValueError(f"match_path has {match_path.steps} steps but steps is {steps}; "
+                         "set steps to match the run whose budget you want")
+    return match_path.computed_steps
+
+
+class _CandidateRuns:
+    """Runs candidate compute masks of one search against the full-step reference: all in one batched run (a
+    BatchedReplay row per candidate) when the sampler is deterministic, else one replay at a time."""
+
+    def __init__(self, base, run, noise: torch.Tensor, latent: torch.Tensor, reuse: str, scheduler: str,
+                 steps: int) -> None:
+        self.base, self.run, self.noise, self.latent = base, run, noise, latent
+        self.reuse, self.scheduler, self.rows = reuse, scheduler, latent.shape[0]
+        self.reference = run(base, noise, latent).float()
+        # Batched rows only equal single runs for deterministic samplers: check on two copies of the full path.
+        probe = self.batched([[True] * steps, [True] * steps])
+        scale = float((self.reference ** 2).mean()) or 1.0
+        self.use_batch = all(latent_mse(p, self.reference) <= 1e-8 * scale for p in probe)
+
+    def batched(self, masks: list[list[bool]]) -> list[torch.Tensor]:
+        patched = self.base.clone()
+        patched.model_options.setdefault("transformer_options", {})[ORACLE_KEY] = _OracleSpec(
+            masks, self.rows, self.reuse)
+        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, ORACLE_KEY, _oracle_outer_sample)
+        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, ORACLE_KEY,
+                                     _oracle_predict_noise)
+        n = len(masks)
+        out = self.run(patched, self.noise.repeat(n, 1, 1, 1), self.latent.repeat(n, 1, 1, 1)).float()
+        return [out[k * self.rows:(k + 1) * self.rows] for k in range(n)]
+
+    def replayed(self, mask: list[bool]) -> tuple[torch.Tensor, SkipPath]:
+        """The patch's own replay of one mask: the latent and its record."""
+        setup = SkipSetup(config=SkipConfig(forced_path=tuple(mask), reuse=self.reuse), scheduler=self.scheduler)
+        return self.run(attach(self.base, setup), self.noise, self.latent), setup.mailbox.last
+
+    def evaluate(self, masks: list[list[bool]]) -> list[float]:
+        """MSE of each mask's final latent against the reference (the searches' `evaluate`)."""
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        outs = self.batched(masks) if self.use_batch else [self.replayed(m)[0].float() for m in masks]
+        return [latent_mse(o, self.reference) for o in outs]
+
+
 class SkipPathOracle:
     """Search the skip path that keeps the final latent closest to the full-step run for a call budget."""
 
@@ -161,16 +210,8 @@ class SkipPathOracle:
                population=16):
         if reuse not in REUSE_MODES:
             raise ValueError(f"reuse must be one of {', '.join(REUSE_MODES)}; got {reuse!r}")
-        budget = int(model_calls)
-        if match_path is not None:
-            if not isinstance(match_path, SkipPath) or match_path.steps == 0:
-                raise ValueError("match_path must be a SKIP_PATH of a finished run")
-            if match_path.steps != steps:
-                raise ValueError(f"match_path has {match_path.steps} steps but steps is {steps}; "
-                                 "set steps to match the run whose budget you want")
-            budget = match_path.computed_steps
-        sampler = comfy.samplers.sampler_object(sampler_name)
-        function_name = sampler_function_name(sampler)
+        budget = _budget(model_calls, match_path, steps)
+        function_name = sampler_function_name(comfy.samplers.sampler_object(sampler_name))
         if calls_per_step(function_name) is None:
             raise ValueError(f"sampler_name {sampler_name} cannot be searched: {unsupported_reason(function_name)}; "
                              "pick another sampler")
@@ -184,48 +225,22 @@ class SkipPathOracle:
                                        latent_in, denoise=1.0, noise_mask=noise_mask, disable_pbar=True, seed=seed)
 
         start = time.perf_counter()
-        reference = run(base, noise, latent).float()
-        rows = latent.shape[0]
-
-        def batched(masks):
-            patched = base.clone()
-            patched.model_options.setdefault("transformer_options", {})[ORACLE_KEY] = _OracleSpec(
-                masks, rows, reuse)
-            patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, ORACLE_KEY,
-                                         _oracle_outer_sample)
-            patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, ORACLE_KEY,
-                                         _oracle_predict_noise)
-            out = run(patched, noise.repeat(len(masks), 1, 1, 1), latent.repeat(len(masks), 1, 1, 1)).float()
-            return [out[k * rows:(k + 1) * rows] for k in range(len(masks))]
-
-        def replayed(mask):
-            setup = SkipSetup(config=SkipConfig(forced_path=tuple(mask), reuse=reuse), scheduler=scheduler)
-            return run(attach(base, setup), noise, latent), setup.mailbox.last
-
-        # Batched rows only equal single runs for deterministic samplers: check on two copies of the full path.
-        probe = batched([[True] * steps, [True] * steps])
-        scale = float((reference ** 2).mean()) or 1.0
-        use_batch = all(latent_mse(p, reference) <= 1e-8 * scale for p in probe)
-        if not use_batch:
+        candidates = _CandidateRuns(base, run, noise, latent, reuse, scheduler, steps)
+        if not candidates.use_batch:
             logger.info("SkipPathOracle: %s draws per-row noise; evaluating candidates one at a time", sampler_name)
         pbar = comfy.utils.ProgressBar(1)
-
-        def evaluate(masks):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            outs = batched(masks) if use_batch else [replayed(m)[0].float() for m in masks]
-            return [latent_mse(o, reference) for o in outs]
-
-        chunk = max(1, int(batch_size) // rows) if use_batch else 1
+        chunk = max(1, int(batch_size) // candidates.rows) if candidates.use_batch else 1
         progress = lambda done, total: pbar.update_absolute(done, total)  # noqa: E731
         if method == "evolutionary":
             seeds = [match_path.computed] if match_path is not None else []
-            result = evolve_skip_path(steps, budget, evaluate, warmup_steps=warmup_steps, seed_masks=seeds,
-                                      population=int(population), parents=min(4, int(population)),
+            result = evolve_skip_path(steps, budget, candidates.evaluate, warmup_steps=warmup_steps,
+                                      seed_masks=seeds, population=int(population), parents=min(4, int(population)),
                                       generations=int(generations), seed=int(seed), batch_size=chunk,
                                       progress=progress)
         else:
-            result = greedy_skip_path(steps, budget, evaluate, warmup_steps=warmup_steps, batch_size=chunk,
-                                      progress=progress)
+            result = greedy_skip_path(steps, budget, candidates.evaluate, warmup_steps=warmup_steps,
+                                      batch_size=chunk, progress=progress)
+        reference, use_batch, replayed = candidates.reference, candidates.use_batch, candidates.replayed
         comfy.model_management.throw_exception_if_processing_interrupted()
         samples, recorded = replayed(result.mask)  # the node's latent is the patch's replay itself
         # the record of the replay, as what the search found: no threshold decided it
