@@ -11,7 +11,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 
@@ -20,12 +20,16 @@ import comfy.samplers
 import comfy.utils
 import folder_paths
 
-from ..core.schedule_search import EvoConfig, EvoSearch, EvoState
+from ..core.fitness import make_fitness
 from ..core.schedule_library import (EXTENSION, ScheduleRecord, default_name, describe, format_sigmas, load_record,
                                      now_iso, safe_name, save_record)
+from ..core.schedule_pipeline import (VALIDATED_FINDS, SchedulePipeline, SearchSettings, SeedSet,
+                                      search_key as settings_key)
+from ..core.schedule_search import EvoConfig, EvoState
 from ..core.sigmas import parse_sigma_text, resample_log_sigmas, resample_log_steps, validate_sigmas
-from .schedule_runner import (CandidateRunner, builtin_baselines, cache_key, conditioning_digest, model_identity,
-                              model_info, mse_per_candidate, sampler_calls)
+from .builtin_schedules import builtin_baselines, sampler_calls
+from .model_identity import conditioning_digest, model_identity, model_info
+from .schedule_runner import CandidateRunner
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +40,6 @@ SHIPPED_DIR = os.path.join(PACK_DIR, "schedules")
 SCHEDULER_PREFIX = "evo_"
 STATE_EXTENSION = ".evostate"
 REFERENCE_AUTO = "auto"
-CACHE_VERSION = 2
-VALIDATED_FINDS = 4  # the search's best finds re-scored on the validation seeds
-# A find must beat the best built-in's fitness + validation error by this factor to replace it: the finds were
-# selected on the fitness seeds (biased in their favour), and a 0.7% edge there was a 10% loss on held-out seeds
-# (ipndm_v, 10 steps, scripts/schedule_report.py). The real wins measured were 1.2x-5x.
-MIN_GAIN = 1.05
 
 
 # --- library folders and the scheduler dropdown ------------------------------------------------------------------
@@ -269,75 +267,31 @@ def _output(sigmas: torch.Tensor, report: str) -> dict:
     return {"ui": {"text": [report]}, "result": (sigmas, report)}
 
 
-@dataclass(frozen=True)
-class SearchSettings:
-    """EvoTimestepSchedule's inputs that decide the result (everything in the cache key, model and conds aside)."""
-
-    sampler_name: str
-    steps: int
-    cfg: float
-    num_seeds: int
-    budget: int
-    seed: int
-    population: int
-    top_k: int
-    mutation_prob: float
-    generations: int
-    reference_steps: int
-    reference_sampler: str  # resolved: never "auto"
-    validation_seeds: int
-
-
-def builtin_fitness(search: EvoSearch, result, baselines: dict[str, list[float]], evaluate) -> dict[str, float]:
-    """Every built-in's fitness on the search's seeds: the search's own score where it took the schedule as it is,
-    else (another length, or repaired) the schedule scored exactly as it is with `evaluate`."""
-    exact = {k: v for k, v in baselines.items() if k not in result.seed_fitness or k in search.repaired_seeds}
-    fitness = {k: v for k, v in result.seed_fitness.items() if k in baselines and k not in exact}
-    if exact:
-        fitness.update(zip(exact, evaluate(list(exact.values()))))
-    return fitness
-
-
-def validate_finds(search: EvoSearch, baselines: dict[str, list[float]], baseline_fitness: dict[str, float],
-                   evaluate_validation, num_seeds: int, validation_seeds: int):
-    """Re-score the search's best finds and every built-in on fresh validation seeds and rank them by mean error
-    over fitness + validation samples; the best find is returned only if it beats the best built-in by MIN_GAIN,
-    so a schedule that only suits the fitness seeds (e.g. one that sends a rare sample to another mode) or wins
-    by noise loses to the built-in. Returns (name, sigmas, {name: combined fitness})."""
-    finds = {f"search #{i + 1}": (sigmas, fit) for i, (sigmas, fit, _)
-             in enumerate(search.ranked(VALIDATED_FINDS, include_seeds=False))}
-    candidates = dict(finds)
-    candidates.update({name: (baselines[name], baseline_fitness[name]) for name in baselines})
-    scores = evaluate_validation([sigmas for sigmas, _ in candidates.values()])
-    combined = {name: (num_seeds * fit + validation_seeds * val) / (num_seeds + validation_seeds)
-                for (name, (_, fit)), val in zip(candidates.items(), scores)}
-    best = lambda names: min(names, key=lambda name: (combined[name], name))  # noqa: E731
-    pick = best(baselines) if baselines else None
-    if finds and (pick is None or combined[best(finds)] * MIN_GAIN < combined[pick]):
-        pick = best(finds)
-    return pick, [float(v) for v in candidates[pick][0]], combined
-
-
 def search_key(model_id: str, positive, negative, latent_image, settings: SearchSettings) -> str:
     """The cache key of a search: the model's fingerprint, both conditionings, the latent shape and the settings."""
-    return cache_key(version=CACHE_VERSION, model=model_id, positive=conditioning_digest(positive),
-                     negative=conditioning_digest(negative), shape=list(latent_image["samples"].shape[1:]),
-                     **asdict(settings))
+    return settings_key(model_id, conditioning_digest(positive), conditioning_digest(negative),
+                        latent_image["samples"].shape[1:], settings)
 
 
-def run_search(model, positive, negative, latent_image, settings: SearchSettings, candidates_per_call: int, key: str,
-               save_as: str, model_id: str) -> tuple[ScheduleRecord, str]:
-    """The search behind EvoTimestepSchedule: reference, built-ins, evolution, validation, saving. Cancel keeps the
-    progress (a .evostate file next to the library) so running the same inputs again resumes."""
-    st, info = settings, model_info(model)
-    started = time.perf_counter()
-    shape = list(latent_image["samples"].shape[1:])
+def _warn_if_patched(model) -> None:
     sources = (getattr(model, "wrappers", None) or {},
                model.model_options.get("transformer_options", {}).get("wrappers") or {})
     if any(fns for src in sources for keyed in src.values() for fns in (keyed or {}).values()):
         logger.warning("AdaptiveSkip EvoTimestepSchedule: the model carries sampling wrappers (a cache or skip patch?);"
                        " the search shares model calls between candidates, which such patches may not expect. "
                        "Connect the unpatched model for a clean search.")
+
+
+def run_search(model, positive, negative, latent_image, settings: SearchSettings, candidates_per_call: int, key: str,
+               save_as: str, model_id: str) -> tuple[ScheduleRecord, str]:
+    """The search behind EvoTimestepSchedule: references on ComfyUI's sampler, the pipeline (evolution, built-ins,
+    validation), saving. Cancel keeps the progress (a .evostate file next to the library) so running the same
+    inputs again resumes."""
+    st, info = settings, model_info(model)
+    started = time.perf_counter()
+    shape = list(latent_image["samples"].shape[1:])
+    _warn_if_patched(model)
+    fitness = make_fitness(st.fitness)
     baselines = {k: v.tolist() for k, v in builtin_baselines(model, st.sampler_name, st.steps).items()}
     per_sample = sampler_calls(st.sampler_name, next(iter(baselines.values()))) if baselines else None
     calls_per_candidate = (per_sample or st.steps) * st.num_seeds
@@ -345,65 +299,56 @@ def run_search(model, positive, negative, latent_image, settings: SearchSettings
     total = (ref_per_sample * (st.num_seeds + st.validation_seeds) + st.budget
              + (per_sample or st.steps) * st.validation_seeds * (VALIDATED_FINDS + len(baselines)))
     pbar = comfy.utils.ProgressBar(total)
+    ref_sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "karras",
+                                                 st.reference_steps)
+    ref_calls = []
 
-    def make_runner(num, first_seed):
-        return CandidateRunner(model, positive, negative, st.cfg, st.sampler_name, latent_image, num, first_seed,
-                               candidates_per_call, on_call=lambda rows: pbar.update(rows))
+    def seed_set(num, first_seed) -> SeedSet:
+        runner = CandidateRunner(model, positive, negative, st.cfg, st.sampler_name, latent_image, num, first_seed,
+                                 candidates_per_call, on_call=lambda rows: pbar.update(rows))
+        reference = runner.sample(ref_sigmas, st.reference_sampler)
+        ref_calls.append(runner.calls)
+        return SeedSet(runner, reference)
 
-    ms = model.get_model_object("model_sampling")
-    ref_sigmas = comfy.samplers.calculate_sigmas(ms, "karras", st.reference_steps)
-    runner = make_runner(st.num_seeds, st.seed)
-    reference = runner.sample(ref_sigmas, st.reference_sampler)
-    ref_cost = runner.calls
+    fit = seed_set(st.num_seeds, st.seed)
     config = EvoConfig(steps=st.steps, sigma_min=info.sigma_min, sigma_max=info.sigma_max, population=st.population,
                        top_k=st.top_k, mutation_prob=st.mutation_prob, generations=st.generations, budget=st.budget,
                        calls_per_candidate=calls_per_candidate, seed=st.seed)
+    validation = (lambda: seed_set(st.validation_seeds, st.seed + st.num_seeds)) if st.validation_seeds > 0 else None
 
-    def evaluate(candidates):
-        return mse_per_candidate(runner.run(candidates), reference)
+    def pipeline(state=None):
+        return SchedulePipeline(config, fitness, baselines, fit, st.num_seeds, validation, st.validation_seeds,
+                                state=state)
 
     state_path = os.path.join(user_folder(), f".{key[:16]}{STATE_EXTENSION}")
     state = _load_state(state_path)
     try:
-        search = EvoSearch(config, evaluate, seeds=baselines, state=state)
+        run = pipeline(state)
     except ValueError as err:  # progress saved under other settings: start afresh
         logger.warning("AdaptiveSkip: not resuming %s: %s", state_path, err)
-        search = EvoSearch(config, evaluate, seeds=baselines)
+        run = pipeline()
     if state is not None:
         logger.info("AdaptiveSkip EvoTimestepSchedule: resuming a cancelled search at generation %d", state.generation)
     try:
-        result = search.run()
+        find = run.run()
     except comfy.model_management.InterruptProcessingException:
-        _save_state(state_path, search.state)
+        _save_state(state_path, run.search.state)
         logger.info("AdaptiveSkip EvoTimestepSchedule: cancelled after %d generations; progress kept in %s",
-                    search.state.generation, state_path)
+                    run.search.state.generation, state_path)
         raise
-    # built-ins the search could not take as they are (other length, or repaired) are scored exactly as they are
-    baseline_fitness = builtin_fitness(search, result, baselines, evaluate)
-    pick, sigmas, fitness = "search #1", result.sigmas, result.fitness
-    metric = f"latent MSE vs {st.reference_steps}-step {st.reference_sampler} (karras), {st.num_seeds} seeds"
-    search_calls = runner.calls - ref_cost
-    if st.validation_seeds > 0:
-        validation = make_runner(st.validation_seeds, st.seed + st.num_seeds)
-        val_reference = validation.sample(ref_sigmas, st.reference_sampler)
-        ref_cost += validation.calls
-        val_before = validation.calls
-        pick, sigmas, combined = validate_finds(
-            search, baselines, baseline_fitness, lambda c: mse_per_candidate(validation.run(c), val_reference),
-            st.num_seeds, st.validation_seeds)
-        search_calls += validation.calls - val_before
-        fitness = combined[pick]
-        baseline_fitness = {k: combined[k] for k in baselines}
+    metric = f"{fitness.label} vs {st.reference_steps}-step {st.reference_sampler} (karras), {st.num_seeds} seeds"
+    if find.validated:
         metric += f" + {st.validation_seeds} validation seeds"
     seconds = time.perf_counter() - started
+    result, ref_cost = find.result, sum(ref_calls)
     record = ScheduleRecord(
-        sigmas=[float(v) for v in torch.tensor(sigmas, dtype=torch.float32).tolist()],
+        sigmas=[float(v) for v in torch.tensor(find.sigmas, dtype=torch.float32).tolist()],
         sampler=st.sampler_name, model_type=info.model_type, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
-        model_id=model_id, fitness=fitness, fitness_metric=metric,
-        baselines={k: float(v) for k, v in baseline_fitness.items()},
-        search={**asdict(st), "latent_shape": shape, "picked": pick, "fitness_on_search_seeds": result.fitness,
-                "generations_run": result.generations, "evaluated": result.evaluated, "model_calls": search_calls,
-                "reference_calls": ref_cost, "seconds": round(seconds, 2)},
+        model_id=model_id, fitness=find.fitness, fitness_metric=metric,
+        baselines={k: float(v) for k, v in find.baseline_fitness.items()},
+        search={**asdict(st), "latent_shape": shape, "picked": find.pick, "fitness_on_search_seeds": result.fitness,
+                "generations_run": result.generations, "evaluated": result.evaluated,
+                "model_calls": find.model_calls, "reference_calls": ref_cost, "seconds": round(seconds, 2)},
         cache_key=key, created=now_iso())
     name = safe_name(save_as) if save_as.strip() else default_name(info.model_type, st.sampler_name, st.steps, key)
     path = save_record(record, user_folder(), name)
@@ -412,9 +357,9 @@ def run_search(model, positive, negative, latent_image, settings: SearchSettings
     filename = os.path.basename(path)
     register_scheduler(filename, record)
     logger.info("AdaptiveSkip EvoTimestepSchedule: %s %d steps, %s fitness %.4g (best built-in %.4g), %d candidates, "
-                "%d model calls + %d for references, %.1f s; saved %s", st.sampler_name, st.steps, pick, fitness,
-                min(baseline_fitness.values()) if baseline_fitness else float("nan"), result.evaluated, search_calls,
-                ref_cost, seconds, path)
+                "%d model calls + %d for references, %.1f s; saved %s", st.sampler_name, st.steps, find.pick,
+                find.fitness, min(find.baseline_fitness.values()) if find.baseline_fitness else float("nan"),
+                result.evaluated, find.model_calls, ref_cost, seconds, path)
     return record, filename
 
 

@@ -1,4 +1,4 @@
-"""Run many candidate schedules through a ComfyUI sampler at once, and describe a MODEL for the schedule cache.
+"""Run many candidate schedules through a ComfyUI sampler at once (the lock-step runner).
 
 Candidates share one sampling run: a KSAMPLER whose function starts the real sampler function once per candidate,
 each in its own thread with its own schedule, and merges their model calls (same step of every candidate) into one
@@ -8,152 +8,19 @@ SamplerCustom would give for it; only the model calls are shared. Calls that are
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 
 import comfy.model_management
-import comfy.model_sampling
 import comfy.sample
 import comfy.samplers
-import comfy.supported_models
-
-from ..core.sampler_steps import calls_per_step
-from ..core.schedules import BUILTIN_NAMES, TABLE_SCHEDULES, builtin_schedule
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the schedule search needs to know about a MODEL."""
-
-    sigma_min: float
-    sigma_max: float
-    model_type: str          # e.g. "SD15/EPS": the model config and prediction type, stored with schedules
-    ays_family: str | None   # key of AYS_NOISE_LEVELS, or None
-    table: torch.Tensor | None  # ascending discrete σ table when the model uses ModelSamplingDiscrete's maps
-
-
-def model_info(model) -> ModelInfo:
-    ms = model.get_model_object("model_sampling")
-    config = model.model.model_config
-    ays_family = None
-    if isinstance(config, comfy.supported_models.SD15):
-        ays_family = "SD1"
-    elif isinstance(config, comfy.supported_models.SDXL):
-        ays_family = "SDXL"
-    elif isinstance(config, comfy.supported_models.SVD_img2vid):
-        ays_family = "SVD"
-    discrete = comfy.model_sampling.ModelSamplingDiscrete
-    table = None
-    if (isinstance(ms, discrete) and type(ms).timestep is discrete.timestep and type(ms).sigma is discrete.sigma):
-        table = ms.sigmas.detach().float().cpu()
-    model_type = f"{type(config).__name__}/{getattr(model.model.model_type, 'name', model.model.model_type)}"
-    return ModelInfo(float(ms.sigma_min), float(ms.sigma_max), model_type, ays_family, table)
-
-
-def builtin_baselines(model, sampler_name: str, steps: int) -> dict[str, torch.Tensor]:
-    """Every built-in schedule at `steps` steps as the stock KSampler would compute it for this sampler."""
-    info = model_info(model)
-    discard = sampler_name in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS
-    ms = model.get_model_object("model_sampling")
-    out = {}
-    for name in BUILTIN_NAMES:
-        if name in TABLE_SCHEDULES and info.table is None:
-            if name not in comfy.samplers.SCHEDULER_HANDLERS:
-                continue
-            n = steps + 1 if discard else steps
-            sigmas = comfy.samplers.calculate_sigmas(ms, name, n).float().cpu()  # host formula for other models
-            sigmas = torch.cat([sigmas[:-2], sigmas[-1:]]) if discard else sigmas
-        else:
-            table = info.table if info.table is not None else torch.tensor([info.sigma_min, info.sigma_max])
-            sigmas = builtin_schedule(name, steps, table, info.ays_family, discard)
-        if sigmas is not None and len(sigmas) == steps + 1:
-            out[name] = sigmas
-    return out
-
-
-def sampler_calls(sampler_name: str, sigmas: Sequence[float]) -> int | None:
-    """Model calls the sampler makes for one sample over this schedule, or None when it is not fixed."""
-    function = comfy.samplers.sampler_object(sampler_name).sampler_function
-    per_step = calls_per_step(getattr(function, "__name__", ""))
-    if per_step is None:
-        return None
-    values = [float(v) for v in sigmas]
-    return sum(per_step(i, values) for i in range(len(values) - 1))
-
-
-# --- identity for the cache ------------------------------------------------------------------------------------
-def _digest(obj, h, depth: int = 0, sample: int = 0) -> None:
-    """Feed a stable description of obj into hash h: tensors by shape, dtype and values (all of them, or `sample`
-    evenly spaced ones when sample > 0), containers recursively, other objects by type name."""
-    if depth > 6:
-        h.update(b"<deep>")
-    elif isinstance(obj, torch.Tensor):
-        h.update(f"T{tuple(obj.shape)}{obj.dtype}".encode())
-        try:
-            flat = obj.detach().reshape(-1)
-            if sample and flat.numel() > sample:
-                flat = flat[::max(flat.numel() // sample, 1)][:sample]
-            h.update(flat.float().cpu().numpy().tobytes())
-        except (RuntimeError, TypeError, NotImplementedError):  # quantised or exotic tensor types: shape only
-            h.update(b"<opaque>")
-    elif isinstance(obj, dict):
-        for key in sorted(obj, key=str):
-            h.update(f"K{key}".encode())
-            _digest(obj[key], h, depth + 1, sample)
-    elif isinstance(obj, (list, tuple)):
-        h.update(f"L{len(obj)}".encode())
-        for item in obj:
-            _digest(item, h, depth + 1, sample)
-    elif obj is None or isinstance(obj, (bool, int, float, str)):
-        h.update(repr(obj).encode())
-    elif callable(obj):
-        h.update(getattr(obj, "__qualname__", type(obj).__qualname__).encode())
-    else:
-        h.update(type(obj).__qualname__.encode())
-        state = getattr(obj, "__dict__", None)
-        if isinstance(state, dict) and depth < 3:
-            _digest({k: v for k, v in state.items() if not k.startswith("_")}, h, depth + 1, sample)
-
-
-def model_identity(model) -> str:
-    """A fingerprint of the model as it samples: architecture, a sample of every weight, weight patches (LoRA),
-    the noise schedule, and the names of any model patches. Cheap: reads 64 values per tensor."""
-    h = hashlib.sha256()
-    inner = model.model
-    h.update(model_info(model).model_type.encode())
-    for name, tensor in list(inner.diffusion_model.state_dict(keep_vars=True).items()):
-        h.update(name.encode())
-        _digest(tensor, h, sample=64)
-    for key in sorted(model.patches):
-        h.update(key.encode())
-        _digest(model.patches[key], h, sample=64)
-    ms = model.get_model_object("model_sampling")
-    _digest(getattr(ms, "sigmas", None), h, sample=256)
-    h.update(f"{float(ms.sigma_min)}/{float(ms.sigma_max)}/{sorted(model.object_patches)}".encode())
-    _digest(model.model_options, h, sample=64)
-    _digest(getattr(model, "wrappers", None), h)  # e.g. a skip or cache patch changes what sampling returns
-    return h.hexdigest()
-
-
-def conditioning_digest(conditioning) -> str:
-    h = hashlib.sha256()
-    _digest(conditioning, h)
-    return h.hexdigest()
-
-
-def cache_key(**parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-# --- running candidates ----------------------------------------------------------------------------------------
 class _Aborted(Exception):
     """Raised inside candidate threads when the batch they wait for is abandoned (Cancel or an error)."""
 
@@ -366,8 +233,3 @@ class _Counted:
 
     def __getattr__(self, name):
         return getattr(self._model_k, name)
-
-
-def mse_per_candidate(outputs: list[torch.Tensor], reference: torch.Tensor) -> list[float]:
-    """Mean squared difference to the reference over all seeds and latent elements, per candidate."""
-    return [float(((o.float() - reference.float()) ** 2).mean()) for o in outputs]

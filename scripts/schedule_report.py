@@ -65,7 +65,8 @@ def main(argv=None) -> int:
 
     runner_mod, evolution, library, demo = (mod("nodes.schedule_runner"), mod("core.schedule_search"),
                                             mod("core.schedule_library"), mod("nodes.demo_model"))
-    builtin_fitness, validate_finds = mod("nodes.schedule").builtin_fitness, mod("nodes.schedule").validate_finds
+    pipeline, identity, builtins = mod("core.schedule_pipeline"), mod("nodes.model_identity"), mod("nodes.builtin_schedules")
+    fitness = mod("core.fitness").make_fitness()
     digits_features = mod("core.digits_features")
     import folder_paths
     model_path = Path(folder_paths.get_full_path_or_raise("diffusion_models", demo.UNET_FILE))  # as UNETLoader finds it
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     cond = demo.load_digits_cond()
     emb = cond["class_embeddings"].float()
     mean, std, scale = (float(cond[k]) for k in ("latent_mean", "latent_std", "latent_scale"))
-    info = runner_mod.model_info(model)
+    info = identity.model_info(model)
     ms = model.get_model_object("model_sampling")
     latent = {"samples": torch.zeros(1, 4, 4, 4)}
 
@@ -114,31 +115,24 @@ def main(argv=None) -> int:
         for s in args.search_seeds:
             r = make_runner(sampler, args.fit_seeds, 100 * s, 3 * s)
             v = make_runner(sampler, args.validation_seeds, 100 * s + 50, 3 * s + 5)
-            fits[s] = (r, r.sample(ref_sigmas), v, v.sample(ref_sigmas))
-        ref_calls = hold.calls + sum(r.calls + v.calls for r, _, v, _ in fits.values())
+            fits[s] = (pipeline.SeedSet(r, r.sample(ref_sigmas)), pipeline.SeedSet(v, v.sample(ref_sigmas)))
+        ref_calls = hold.calls + sum(f.runner.calls + v.runner.calls for f, v in fits.values())
         print(f"{sampler}: references {ref_calls} calls, {time.perf_counter() - t0:.0f} s", flush=True)
         for n in args.steps:
-            baselines = {k: v.tolist() for k, v in runner_mod.builtin_baselines(model, sampler, n).items()}
+            baselines = {k: v.tolist() for k, v in builtins.builtin_baselines(model, sampler, n).items()}
             names = list(baselines)
             searches = {}
             for s in args.search_seeds:
-                r, ref, v, vref = fits[s]
-                calls_before = r.calls + v.calls
+                fit, held = fits[s]
                 config = evolution.EvoConfig(
                     steps=n, sigma_min=info.sigma_min, sigma_max=info.sigma_max, population=args.population,
                     top_k=args.top_k, generations=args.generations, budget=args.budget,
                     calls_per_candidate=n * args.fit_seeds, seed=s)
                 t1 = time.perf_counter()
-                fitness = lambda c, r=r, ref=ref: runner_mod.mse_per_candidate(r.run(c), ref)  # noqa: E731
-                search = evolution.EvoSearch(config, fitness, seeds=baselines)
-                result = search.run()
-                fit = builtin_fitness(search, result, baselines, fitness)
-                pick, sigmas, combined = validate_finds(
-                    search, baselines, fit, lambda c, v=v, vref=vref: runner_mod.mse_per_candidate(v.run(c), vref),
-                    args.fit_seeds, args.validation_seeds)
-                searches[s] = (result, pick, sigmas, combined, r.calls + v.calls - calls_before,
-                               time.perf_counter() - t1)
-            held = score(hold.run([baselines[k] for k in names] + [searches[s][2] for s in args.search_seeds]),
+                find = pipeline.SchedulePipeline(config, fitness, baselines, fit, args.fit_seeds,
+                                                 lambda held=held: held, args.validation_seeds).run()
+                searches[s] = (find, time.perf_counter() - t1)
+            held = score(hold.run([baselines[k] for k in names] + [searches[s][0].sigmas for s in args.search_seeds]),
                          ref_hold)
             base = dict(zip(names, held[:len(names)]))
             best = min(base, key=lambda k: base[k][0])
@@ -148,26 +142,26 @@ def main(argv=None) -> int:
             rows.append(row)
             line = " ".join(f"{k} {v[0]:.4g}" for k, v in base.items())
             print(f"{sampler} N={n}: {line}", flush=True)
-            for s, (h, result, pick, sigmas, combined, calls, seconds) in row["search"].items():
-                best_fit = min(combined[k] for k in names)
-                print(f"   search seed {s}: picked {pick}; held-out {h[0]:.4g} ({h[1]:.2f} dB), "
-                      f"{base[best][0] / h[0]:.2f}x lower than {best}; fit+validation {combined[pick]:.4g} vs best "
-                      f"built-in {best_fit:.4g}; {result.evaluated} candidates, {calls} calls, {seconds:.1f} s; "
-                      f"{library.format_sigmas(sigmas)}", flush=True)
+            for s, (h, find, seconds) in row["search"].items():
+                best_fit = min(find.baseline_fitness[k] for k in names)
+                print(f"   search seed {s}: picked {find.pick}; held-out {h[0]:.4g} ({h[1]:.2f} dB), "
+                      f"{base[best][0] / h[0]:.2f}x lower than {best}; fit+validation {find.fitness:.4g} vs best "
+                      f"built-in {best_fit:.4g}; {find.result.evaluated} candidates, {find.model_calls} calls, "
+                      f"{seconds:.1f} s; {library.format_sigmas(find.sigmas)}", flush=True)
             first = args.search_seeds[0]
             if args.save_schedules and (args.save_steps is None or n in args.save_steps):
-                h, result, pick, sigmas, combined, calls, seconds = row["search"][first]
+                h, find, seconds = row["search"][first]
                 record = library.ScheduleRecord(
-                    sigmas=[float(v) for v in torch.tensor(sigmas, dtype=torch.float32).tolist()],
+                    sigmas=[float(v) for v in torch.tensor(find.sigmas, dtype=torch.float32).tolist()],
                     sampler=sampler, model_type=info.model_type, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
-                    model_id=runner_mod.model_identity(model), fitness=h[0],
+                    model_id=identity.model_identity(model), fitness=h[0],
                     fitness_metric=(f"latent MSE vs {args.reference_steps}-step {sampler} (karras) on "
                                     f"{args.holdout_seeds} held-out seeds, cfg {args.cfg}, digit {args.digit}"),
                     baselines={k: v[0] for k, v in base.items()},
                     search={"population": args.population, "top_k": args.top_k, "generations": args.generations,
                             "budget": args.budget, "num_seeds": args.fit_seeds,
                             "validation_seeds": args.validation_seeds, "seed": first, "cfg": args.cfg,
-                            "picked": pick, "evaluated": result.evaluated, "model_calls": calls,
+                            "picked": find.pick, "evaluated": find.result.evaluated, "model_calls": find.model_calls,
                             "seconds": round(seconds, 1), "found_by": "scripts/schedule_report.py"},
                     created=library.now_iso(),
                     note=f"found on the bundled digits model ({demo.UNET_FILE}) by scripts/schedule_report.py")
@@ -189,10 +183,10 @@ def main(argv=None) -> int:
         cells.append(f"{best} {base[best][0]:.4g} ({base[best][1]:.1f})")
         costs = []
         for s in (a, b):
-            h, _, pick, _, _, calls, seconds = row["search"][s]
-            tag = "" if pick.startswith("search") else f" [{pick}]"
+            h, find, seconds = row["search"][s]
+            tag = "" if find.pick.startswith("search") else f" [{find.pick}]"
             cells += [f"{h[0]:.4g} ({h[1]:.1f}){tag}", f"{base[best][0] / h[0]:.2f}x"]
-            costs.append(f"{calls}, {seconds:.0f}")
+            costs.append(f"{find.model_calls}, {seconds:.0f}")
         cells.append(" / ".join(costs))
         print("| " + " | ".join(cells) + " |")
     for path in saved:

@@ -149,8 +149,7 @@ def schedule_specs(pack, harness, pack_root: Path, peers: tuple[str, ...]
     if not folders or not (pack_root / "core" / "schedule_library.py").is_file():
         return [], ["searched schedules: no schedules/ folder with saved schedules; section left out"]
     library = importlib.import_module(f"{pack.__name__}.core.schedule_library")
-    schedules = importlib.import_module(f"{pack.__name__}.core.schedules")
-    table = harness.model_sampling.sigmas.float().cpu()
+    from comfy_extras.nodes_align_your_steps import AlignYourStepsScheduler
     out, notes = [], []
     for folder in folders:
         for path in sorted(folder.glob("*.json")):
@@ -162,7 +161,7 @@ def schedule_specs(pack, harness, pack_root: Path, peers: tuple[str, ...]
             n = rec.steps
             mine = P.RunSpec(P.SCHEDULE, rec.sampler, "custom", n, label=f"searched {path.stem}",
                              sigmas=tuple(float(s) for s in rec.sigmas))
-            ays = schedules.builtin_schedule("ays", n, table, "SD1")
+            ays = AlignYourStepsScheduler.execute("SD1", n, 1.0).result[0]
             rivals = [run for peer in peers if peer != rec.sampler for run in _schedule_runs(peer, n, ays)]
             out.append((rec, mine, _schedule_runs(rec.sampler, n, ays), rivals))
     if not out:

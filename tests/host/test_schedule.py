@@ -84,26 +84,24 @@ def test_nodes_register_with_tooltips_and_category(host):
 
 @pytest.mark.parametrize("steps", [1, 2, 3, 4, 5, 7, 10, 20, 50, 100])
 def test_builtin_schedules_match_comfyui(host, tiny_sd15, steps):
+    """The baselines are the stock KSampler's schedules (and the AYS node's), name by name."""
     import comfy.samplers
-    schedules = pack_module(host, "core.schedules")
-    ms = tiny_sd15.get_model_object("model_sampling")
-    for name in schedules.BUILTIN_NAMES:
-        ours = schedules.builtin_schedule(name, steps, ms.sigmas, "SD1")
+    baselines = pack_module(host, "nodes.builtin_schedules")
+    found = baselines.builtin_baselines(tiny_sd15, "euler", steps)
+    assert list(found) == [n for n in baselines.COMPARED_SCHEDULERS + ("ays",)
+                           if not (n == "kl_optimal" and steps == 1)], "every built-in, in the seeds' order"
+    for name, ours in found.items():
         if name == "ays":
-            ays = host.nodes.NODE_CLASS_MAPPINGS["AlignYourStepsScheduler"]
-            theirs = ays.execute("SD1", steps, 1.0).result[0]
-        elif name == "kl_optimal" and steps == 1:
-            assert ours is None
-            continue
+            theirs = host.nodes.NODE_CLASS_MAPPINGS["AlignYourStepsScheduler"].execute("SD1", steps, 1.0).result[0]
         else:
-            theirs = comfy.samplers.calculate_sigmas(ms, name, steps)
-        assert ours.shape == theirs.shape, (name, steps)
-        assert torch.allclose(ours.float(), theirs.float(), rtol=0, atol=1e-4), (name, steps, ours, theirs)
+            theirs = comfy.samplers.KSampler(tiny_sd15, steps=steps, device="cpu", sampler="euler",
+                                             scheduler=name).sigmas.cpu()
+        assert torch.equal(ours, theirs.float()), (name, steps, ours, theirs)
 
 
 def test_baselines_follow_ksampler_for_penultimate_dropping_samplers(host, tiny_sd15):
     import comfy.samplers
-    runner = pack_module(host, "nodes.schedule_runner")
+    runner = pack_module(host, "nodes.builtin_schedules")
     ks = comfy.samplers.KSampler(tiny_sd15, steps=6, device="cpu", sampler="uni_pc", scheduler="karras")
     assert torch.allclose(runner.builtin_baselines(tiny_sd15, "uni_pc", 6)["karras"], ks.sigmas.cpu(), atol=1e-6)
 
@@ -160,7 +158,7 @@ def test_same_inputs_return_instantly_from_the_library(host, searched, digits):
 
 
 def test_cache_key_follows_model_weights_and_conditioning(host, digits, tiny_sd15):
-    runner = pack_module(host, "nodes.schedule_runner")
+    runner = pack_module(host, "nodes.model_identity")
     model, pos, neg, _ = digits
     cond = host.mappings["AdaptiveSkipDigitsConditioning"]()
     assert runner.model_identity(model) == runner.model_identity(model.clone())
@@ -322,47 +320,6 @@ def test_cancel_keeps_progress_and_the_rerun_resumes(host, library, tiny_sd15, t
     assert not list(library.glob(".*.evostate"))
 
 
-def test_validation_prefers_a_builtin_when_the_finds_do_not_hold_up(host):
-    """A find that wins on the fitness seeds but loses on fresh ones is not returned; the built-in is."""
-    sched = pack_module(host, "nodes.schedule")
-    evolution = pack_module(host, "core.schedule_search")
-    target = [14.614642, 3.1, 0.9, 0.31, 0.12]
-
-    def fitness(candidates):
-        return [sum((math.log(a) - math.log(b)) ** 2 for a, b in zip(c[:-1], target)) for c in candidates]
-
-    builtin = {"karras": [14.614642, 2.0, 0.5, 0.15, 0.03, 0.0]}
-    search = evolution.EvoSearch(evolution.EvoConfig(steps=5, sigma_min=0.0291672, sigma_max=14.614642, seed=1,
-                                                     generations=3), fitness, seeds=builtin)
-    result = search.run()
-    fit = {"karras": result.seed_fitness["karras"]}
-    assert result.fitness < fit["karras"]
-
-    def validation_favours(name):
-        return lambda cands: [0.0 if (c == builtin["karras"]) == (name == "karras") else 100.0 for c in cands]
-
-    pick, sigmas, combined = sched.validate_finds(search, builtin, fit, validation_favours("karras"), 4, 4)
-    assert pick == "karras" and sigmas == builtin["karras"] and combined["karras"] == min(combined.values())
-    pick, sigmas, _ = sched.validate_finds(search, builtin, fit, validation_favours("search"), 4, 4)
-    assert pick == "search #1" and sigmas == result.sigmas
-
-    def validation_edge(ratio):
-        """Every find scores ratio x karras over fitness + validation seeds (4 each)."""
-        def scores(cands):
-            out = []
-            for c in cands:
-                if c == builtin["karras"]:
-                    out.append(fit["karras"])
-                else:
-                    find_fit = next(f for s_, f, _ in search.ranked(4, include_seeds=False) if s_ == c)
-                    out.append(2 * ratio * fit["karras"] - find_fit)
-            return out
-        return scores
-
-    assert sched.validate_finds(search, builtin, fit, validation_edge(0.99), 4, 4)[0] == "karras"  # a noise-sized win
-    assert sched.validate_finds(search, builtin, fit, validation_edge(0.90), 4, 4)[0] == "search #1"
-
-
 SCHEDULE_WORKFLOWS = ("evo_schedule_search.json", "evo_schedule_load.json", "evo_schedule_with_skip.json")
 
 
@@ -393,7 +350,7 @@ def test_shipped_schedules_load_and_the_search_workflows_hit_them(host, digits):
     shipped result, so they open instantly instead of searching."""
     from pathlib import Path
     sched = pack_module(host, "nodes.schedule")
-    runner = pack_module(host, "nodes.schedule_runner")
+    runner = pack_module(host, "nodes.model_identity")
     model = digits[0]
     shipped = sorted(Path(sched.SHIPPED_DIR).glob("*.json"))
     assert len(shipped) >= 3

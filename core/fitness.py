@@ -1,0 +1,71 @@
+"""Fitness of candidate schedules: how far each candidate's samples are from the many-step reference (lower wins).
+
+A fitness owns its evaluation (`score`) and its cache identity (`identity`: name plus a digest of its parameters),
+so a search run with one fitness is never served another fitness's saved result. To add one: a module with a
+`Fitness` subclass, and its name in FITNESSES (`register`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+import torch
+
+
+class Fitness:
+    """Base of every fitness. Subclasses set `name` and `label`, implement `score`, and list their parameters in
+    `params` (everything that changes the scores: it goes into the cache key)."""
+
+    name = ""
+    label = ""  # how a record names the metric, e.g. "latent MSE"
+
+    def params(self) -> dict:
+        return {}
+
+    @property
+    def identity(self) -> str:
+        """Name, plus a digest of the parameters when there are any: the fitness's part of the search cache key."""
+        params = self.params()
+        if not params:
+            return self.name
+        digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return f"{self.name}:{digest}"
+
+    def score(self, outputs: Sequence[torch.Tensor], reference: torch.Tensor) -> list[float]:
+        """One value per candidate: outputs[i] holds the candidate's K samples (K, C, H, W), reference the
+        reference sampler's K samples of the same seeds."""
+        raise NotImplementedError
+
+
+class LatentMSE(Fitness):
+    """Mean squared difference to the reference over all seeds and latent elements (AutoDiffusion's search
+    signal without a feature network)."""
+
+    name = "latent_mse"
+    label = "latent MSE"
+
+    def score(self, outputs: Sequence[torch.Tensor], reference: torch.Tensor) -> list[float]:
+        return [float(((o.float() - reference.float()) ** 2).mean()) for o in outputs]
+
+
+DEFAULT_FITNESS = LatentMSE.name
+FITNESSES: dict[str, type[Fitness]] = {}
+
+
+def register(cls: type[Fitness]) -> type[Fitness]:
+    """Add a Fitness subclass to the registry under its name (usable as a class decorator)."""
+    if not cls.name or cls.name in FITNESSES and FITNESSES[cls.name] is not cls:
+        raise ValueError(f"fitness name {cls.name!r} is empty or already registered")
+    FITNESSES[cls.name] = cls
+    return cls
+
+
+register(LatentMSE)
+
+
+def make_fitness(name: str = DEFAULT_FITNESS, **params) -> Fitness:
+    """The registered fitness `name` built with `params`; ValueError lists the known names."""
+    if name not in FITNESSES:
+        raise ValueError(f"unknown fitness {name!r}; known: {', '.join(sorted(FITNESSES))}")
+    return FITNESSES[name](**params)
