@@ -7,7 +7,7 @@ wide, 13-15 px text). The figure functions also return their geometry, so tests 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
@@ -363,75 +363,6 @@ def pareto_front(points: Sequence[tuple[float, float]], higher_is_better: bool =
         if not front or sign * y > sign * front[-1][1]:
             front.append((x, y))
     return front
-
-
-def draw_pareto(series: Mapping[str, Sequence[tuple[float, float]]], x_label: str, y_label: str, title: str = "",
-                width: int = 720, height: int = 440, log_x: bool = False, higher_is_better: bool = True,
-                point_labels: Mapping[str, Sequence[str]] | None = None) -> Image.Image:
-    """Fidelity (y) against cost (x: model calls, wall time) for several labelled series, with the Pareto front
-    over all points drawn as a dashed staircase. Returns an RGB image; save it with image.save(path, "PNG")."""
-    finite = {name: [(float(x), float(y)) for x, y in pts if math.isfinite(x) and math.isfinite(y)]
-              for name, pts in series.items()}
-    everything = [p for pts in finite.values() for p in pts]
-    if not everything:
-        raise ValueError("series must hold at least one finite (cost, fidelity) point")
-    if log_x and min(x for x, _ in everything) <= 0:
-        raise ValueError("log_x needs positive costs; use log_x=False for zero or negative x")
-    fonts = load_fonts()
-    image = Image.new("RGB", (width, height), BACKGROUND)
-    draw = ImageDraw.Draw(image)
-    box = (LEFT, PAD + (26 if title else 8), width - 24, height - 48)
-    x0, y0, x1, y1 = box
-    if title:
-        draw.text((LEFT, PAD), title, font=fonts.title, fill=INK)
-    xs, ys = [x for x, _ in everything], [y for _, y in everything]
-    if log_x:
-        x_axis = Axis(min(xs) / 1.15, max(xs) * 1.15, x0 + 6, x1 - 6, log=True)
-    else:
-        span = (max(xs) - min(xs)) or abs(max(xs)) or 1.0
-        x_axis = Axis(min(xs) - 0.06 * span, max(xs) + 0.06 * span, x0 + 6, x1 - 6)
-    span = (max(ys) - min(ys)) or abs(max(ys)) or 1.0
-    y_axis = Axis(min(ys) - 0.08 * span, max(ys) + 0.08 * span, y1 - 6, y0 + 6)
-    draw.rectangle(box, outline=GRID)
-    for t in x_axis.ticks():
-        x = x_axis(t)
-        if x0 <= x <= x1:
-            draw.line([(x, y0 + 1), (x, y1 - 1)], fill=GRID)
-            label = fmt(t)
-            draw.text((x - text_width(draw, label, fonts.small) / 2, y1 + 4), label, font=fonts.small, fill=MUTED)
-    _draw_y_grid(draw, box, y_axis, fonts)
-    draw.text(((x0 + x1 - text_width(draw, x_label, fonts.body)) / 2, y1 + 22), x_label, font=fonts.body, fill=INK)
-    draw.text((x0 + 6, y0 + 4), y_label + (" (higher is better)" if higher_is_better else " (lower is better)"),
-              font=fonts.small, fill=MUTED)
-    front = pareto_front(everything, higher_is_better)
-    stair = []
-    for (xa, ya), (xb, _) in zip(front, front[1:] + [(None, None)]):
-        stair.append((x_axis(xa), y_axis(ya)))
-        if xb is not None:
-            stair.append((x_axis(xb), y_axis(ya)))
-    if len(stair) > 1:
-        dashed_line(draw, stair, MUTED, width=1, dash=4, gap=3)
-    legend_y = y0 + 24
-    for k, (name, pts) in enumerate(finite.items()):
-        colour = PALETTE[k % len(PALETTE)]
-        mapped = sorted((x_axis(x), y_axis(y)) for x, y in pts)
-        if len(mapped) > 1:
-            draw.line(mapped, fill=colour, width=2)
-        for j, (x, y) in enumerate(pts):
-            px, py = x_axis(x), y_axis(y)
-            draw.ellipse([px - 4, py - 4, px + 4, py + 4], fill=colour, outline=BACKGROUND)
-            names = (point_labels or {}).get(name)
-            if names and j < len(names) and names[j]:
-                draw.text((px + 6, py - 15), str(names[j]), font=fonts.small, fill=colour)
-        lx = x1 - 170
-        draw.rectangle([lx, legend_y + 4, lx + 11, legend_y + 14], fill=colour)
-        draw.text((lx + 16, legend_y + 1), name, font=fonts.small, fill=INK)
-        legend_y += 17
-    if len(stair) > 1:
-        lx = x1 - 170
-        dashed_line(draw, [(lx, legend_y + 9), (lx + 11, legend_y + 9)], MUTED, width=1, dash=3, gap=2)
-        draw.text((lx + 16, legend_y + 1), "Pareto front", font=fonts.small, fill=INK)
-    return image
 
 
 def hstack(images: Sequence[Image.Image], gap: int = 8) -> Image.Image:

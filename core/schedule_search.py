@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 Evaluate = Callable[[list[list[float]]], Sequence[float]]
 STATE_FORMAT = "adaptive_skip.evo_state"
@@ -357,7 +357,3 @@ def search(config: EvoConfig, evaluate: Evaluate, seeds: dict[str, Sequence[floa
     """Run (or resume) a search to the end; see EvoSearch."""
     return EvoSearch(config, evaluate, seeds, state).run(on_generation)
 
-
-def with_changes(config: EvoConfig, **changes) -> EvoConfig:
-    """A copy of config with fields changed (e.g. a larger budget to continue a saved search)."""
-    return replace(config, **changes)

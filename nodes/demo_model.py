@@ -44,6 +44,14 @@ def load_digits_cond(path: str | None = None) -> dict[str, torch.Tensor]:
     return load_file(path)
 
 
+def digits_conditioning(embeddings: torch.Tensor, labels) -> list:
+    """CONDITIONING for the bundled model: the learned embedding of each sample's class (0-9, or NULL_INDEX for the
+    null embedding of the negative), shape (B, 1, 768) for B labels. The one place digits conditioning is built
+    (the node, the benchmark and the reports use it)."""
+    rows = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+    return [[embeddings.float()[rows].unsqueeze(1).contiguous(), {}]]
+
+
 class AdaptiveSkipDigitsConditioning:
     """CONDITIONING for one digit class of the bundled model, or its null embedding for the negative prompt."""
 
@@ -65,9 +73,8 @@ class AdaptiveSkipDigitsConditioning:
     def encode(self, digit: str):
         if digit not in DIGIT_CHOICES:
             raise ValueError(f"digit must be one of {DIGIT_CHOICES}; got {digit!r}")
-        table = load_digits_cond()["class_embeddings"]
         row = NULL_INDEX if digit == NULL_CHOICE else int(digit)
-        return ([[table[row].float().reshape(1, 1, -1).clone(), {}]],)
+        return (digits_conditioning(load_digits_cond()["class_embeddings"], [row]),)
 
 
 class AdaptiveSkipDigitsDecode:

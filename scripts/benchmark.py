@@ -8,7 +8,7 @@ For each sampler under test (euler, ddim, dpmpp_2m, dpmpp_2m_sde at 50 steps) it
 samplers (comfy.sample.sample): the full-step run and a high-accuracy reference; fewer steps of the same sampler
 and of ComfyUI's higher-order samplers at each call budget; AdaptiveSkip (pack patch, nodes.patch.attach) over
 its rules, reuse modes and targets; ComfyUI's EasyCache and LazyCache nodes; the skip-path oracle and searched
-schedules when those modules exist. Then it scores every run against both references and writes
+schedules. Then it scores every run against both references and writes
 results/benchmark.csv, results/benchmark.md and Pareto plots, plus the controller's overhead on an SD1.5-shaped
 UNet. All runs of a pass are shuffled together so machine noise hits every method alike.
 """
@@ -31,6 +31,7 @@ if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
 import comfy_env  # noqa: E402
+from pack_loader import pack_module  # noqa: E402
 from bench import plan as P  # noqa: E402
 
 log = logging.getLogger("adaptive_skip.benchmark")
@@ -50,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default 1: on a shared machine more threads mostly wait on each other)")
     ap.add_argument("--no-sd15", action="store_true", help="skip the SD1.5-shaped overhead measurement")
-    ap.add_argument("--no-oracle", action="store_true", help="skip the oracle section even if core/oracle.py exists")
+    ap.add_argument("--no-oracle", action="store_true", help="skip the oracle section")
     ap.add_argument("--resume", action="store_true",
                     help="reuse runs (and oracle paths) cached in OUT/runs_<mode>.pt by an earlier run of the same "
                          "mode; only missing runs are sampled")
@@ -139,13 +140,6 @@ def code_identity() -> dict[str, str]:
     return out
 
 
-def optional_module(pack, name: str):
-    """The pack's core module `name`, or None when it does not exist (yet)."""
-    if not (comfy_env.PACK_ROOT / "core" / f"{name}.py").is_file():
-        return None
-    return importlib.import_module(f"{pack.__name__}.core.{name}")
-
-
 def main(argv: list[str] | None = None) -> int:
     command = "python scripts/benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -200,12 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"--resume: the pack's skip code (MEASURED_CODE in benchmark.py) changed since {cache_path.name} "
                      f"was written; its {len(stale)} AdaptiveSkip and oracle runs were sampled again and the oracle "
                      "re-searched")
-    oracle_module = None if args.no_oracle else optional_module(pack, "oracle")
     oracle_found: dict[str, object] = {}
     if args.no_oracle:
         notes.append("oracle: skipped (--no-oracle)")
-    elif oracle_module is None:
-        notes.append("oracle: core/oracle.py is not present; the oracle columns are left out")
     elif not mode.oracle:
         notes.append(f"oracle: not searched in {mode.name} mode (its greedy search costs thousands of batched "
                      "sampling runs; see --full)")
@@ -216,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         oracle_found = cached_oracle
     else:
         before = {sp.section.name: len(sp.runs) for sp in plans}
-        oracle_notes = OPT.oracle_specs(pack, harness, plans, mode, lambda m: log.warning("%s", m))
+        oracle_notes = OPT.oracle_specs(harness, plans, mode, lambda m: log.warning("%s", m))
         notes += oracle_notes
         oracle_found = {"notes": oracle_notes,
                         "specs": {sp.section.name: sp.runs[before[sp.section.name]:] for sp in plans}}
@@ -251,11 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"{fresh} sampled now")
     identity = {k: machine[k] for k in ("code_hash", "commit", "dirty")}
     H.save_results(cache_path, results, oracle_found, dict(original, **identity) if cached else machine)
-    if oracle_module is not None and mode.oracle and not args.no_oracle:
-        notes += OPT.driver_check(pack, harness, plans, results, mode)
 
-    metrics = importlib.import_module(f"{pack.__name__}.core.metrics")
-    features = importlib.import_module(f"{pack.__name__}.core.digits_features")
+    metrics, features = pack_module("core.metrics"), pack_module("core.digits_features")
     scorer = R.Scorer(metrics, features, features.load_digits_classifier(M.CLASSIFIER_PATH), decode)
 
     if any(s.method == P.EASYCACHE for s in specs.values()) and H.easycache_needs_fix():
@@ -295,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         overhead["code_hash"] = machine["code_hash"]
         (out / "overhead_sd15.json").write_text(json.dumps(overhead, indent=2))
 
-    pareto_paths = PL.plot_pareto(rows, out, optional_module(pack, "draw"))
+    pareto_paths = PL.plot_pareto(rows, out)
     machine["load_average_end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     machine["benchmark_wall_s"] = f"{time.perf_counter() - wall_start:.0f}"
     if not cached:  # the cache keeps the description of the session that sampled the runs

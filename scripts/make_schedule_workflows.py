@@ -20,6 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import comfy_env  # noqa: E402
+import pack_loader  # noqa: E402
 import run_workflow  # noqa: E402
 import workflow_convert  # noqa: E402
 
@@ -169,10 +170,8 @@ def main(argv=None) -> int:
     for name in POPULATE:
         write(name)
     if args.populate:
-        import importlib
-
         import folder_paths
-        sched = importlib.import_module(pack.__name__ + ".nodes.schedule")
+        sched = pack_loader.pack_module("nodes.schedule")
         holder = Path(tempfile.mkdtemp(prefix="evo_populate_"))
         folder_paths.folder_names_and_paths[sched.FOLDER] = ([str(holder), sched.SHIPPED_DIR], {".json"})
         for name in POPULATE:

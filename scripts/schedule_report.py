@@ -16,7 +16,6 @@ once per sampler).
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import sys
 import time
@@ -27,6 +26,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import comfy_env  # noqa: E402
+from pack_loader import pack_module  # noqa: E402
 
 sys.path.remove(str(HERE))
 HOLDOUT_SEED = 10_000
@@ -60,14 +60,11 @@ def main(argv=None) -> int:
     comfy.utils.set_progress_bar_enabled(False)
     torch.set_num_threads(args.threads)
 
-    def mod(name):
-        return importlib.import_module(f"{pack.__name__}.{name}")
-
-    runner_mod, evolution, library, demo = (mod("nodes.schedule_runner"), mod("core.schedule_search"),
-                                            mod("core.schedule_library"), mod("nodes.demo_model"))
-    pipeline, identity, builtins = mod("core.schedule_pipeline"), mod("nodes.model_identity"), mod("nodes.builtin_schedules")
-    fitness = mod("core.fitness").make_fitness()
-    digits_features = mod("core.digits_features")
+    runner_mod, evolution, library, demo = (pack_module("nodes.schedule_runner"), pack_module("core.schedule_search"),
+                                            pack_module("core.schedule_library"), pack_module("nodes.demo_model"))
+    pipeline, identity, builtins = pack_module("core.schedule_pipeline"), pack_module("nodes.model_identity"), pack_module("nodes.builtin_schedules")
+    fitness = pack_module("core.fitness").make_fitness()
+    digits_features = pack_module("core.digits_features")
     import folder_paths
     model_path = Path(folder_paths.get_full_path_or_raise("diffusion_models", demo.UNET_FILE))  # as UNETLoader finds it
     model = comfy.sd.load_diffusion_model(str(model_path))
@@ -80,7 +77,7 @@ def main(argv=None) -> int:
 
     def conds(k: int, offset: int):
         labels = (torch.arange(k) + offset) % 10 if args.digit == "mixed" else torch.full((k,), int(args.digit))
-        return [[emb[labels].unsqueeze(1), {}]], [[emb[demo.NULL_INDEX].expand(k, -1).unsqueeze(1).contiguous(), {}]]
+        return demo.digits_conditioning(emb, labels), demo.digits_conditioning(emb, [demo.NULL_INDEX] * k)
 
     def make_runner(sampler: str, k: int, seed: int, offset: int):
         pos, neg = conds(k, offset)

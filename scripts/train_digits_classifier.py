@@ -8,7 +8,6 @@ train/test split with ``random_state=0`` (the same split ``train_digits_model.py
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import time
 
@@ -20,12 +19,9 @@ PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _load_core_module():
-    """Import core/digits_features.py by path (keeps the pack root off sys.path)."""
-    path = os.path.join(PACK_DIR, "core", "digits_features.py")
-    spec = importlib.util.spec_from_file_location("adaptive_skip_digits_features", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """core/digits_features.py, with the pack root kept off sys.path (scripts/pack_loader.py)."""
+    import pack_loader
+    return pack_loader.core("digits_features")
 
 
 def digits_split(seed: int = 0):

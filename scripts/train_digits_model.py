@@ -17,16 +17,14 @@ Writes models/diffusion_models/adaptive_skip_digits.safetensors (fp16 UNet), mod
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import math
 import os
 import sys
 import time
-import types
 
 import numpy as np
+import pack_loader  # scripts/, next to this file
 import torch
 
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,12 +59,6 @@ def import_comfy():
     return comfy_path
 
 
-def load_by_path(name: str, relpath: str):
-    """Import a pack file by path (keeps the pack root off sys.path, where it would shadow ComfyUI's modules)."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(PACK_DIR, relpath))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def build_unet():
@@ -139,8 +131,8 @@ def train(args) -> None:
     import comfy.supported_models
     from safetensors.torch import save_file
 
-    core = load_by_path("adaptive_skip_digits_features", "core/digits_features.py")
-    clf_script = load_by_path("adaptive_skip_train_classifier", "scripts/train_digits_classifier.py")
+    core = pack_loader.core("digits_features")
+    import train_digits_classifier as clf_script
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     x_tr, y_tr, _, _ = clf_script.digits_split()
@@ -230,14 +222,8 @@ def train(args) -> None:
 
 
 def import_demo_nodes():
-    """Import nodes/demo_model.py as part of the pack package (it uses relative imports) without running the
-    pack's __init__ (which registers every node family)."""
-    name = "adaptive_skip_pack"
-    if name not in sys.modules:
-        pkg = types.ModuleType(name)
-        pkg.__path__ = [PACK_DIR]
-        sys.modules[name] = pkg
-    return importlib.import_module(f"{name}.nodes.demo_model")
+    """nodes/demo_model.py without running the pack's __init__ (which registers every node family)."""
+    return pack_loader.bare_module("nodes.demo_model")
 
 
 def save_grid(images: torch.Tensor, rows: int, path: str, pad: int = 2) -> None:
@@ -264,8 +250,8 @@ def verify(cfg: float = 4.0, steps: int = 50, batch: int = 16) -> dict:
     import comfy.model_base
     import comfy.supported_models
 
-    core = load_by_path("adaptive_skip_digits_features", "core/digits_features.py")
-    clf_script = load_by_path("adaptive_skip_train_classifier", "scripts/train_digits_classifier.py")
+    core = pack_loader.core("digits_features")
+    import train_digits_classifier as clf_script
     demo = import_demo_nodes()
     demo.register_model_folder()
     listed = folder_paths.get_filename_list("diffusion_models")

@@ -11,8 +11,6 @@ unit AdaptiveSkip's SKIP_PATH and the samplers' step counts use.
 """
 from __future__ import annotations
 
-import importlib
-import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pack_loader import pack_module
 
 from . import plan as P
 
@@ -104,8 +103,8 @@ class Harness:
     def __init__(self, pack, model, positive, negative, latent: torch.Tensor, noise: torch.Tensor, cfg: float,
                  seed: int, decode: dict[str, float]) -> None:
         self.pack = pack
-        self.patch = importlib.import_module(f"{pack.__name__}.nodes.patch")
-        self.config_mod = importlib.import_module(f"{pack.__name__}.core.config")
+        self.patch = pack_module("nodes.patch")
+        self.config_mod = pack_module("core.config")
         import comfy.patcher_extension as pe
         import comfy.sample
         import comfy.samplers
@@ -161,7 +160,7 @@ class Harness:
             node = comfy_nodes.NODE_CLASS_MAPPINGS["EasyCache" if spec.method == P.EASYCACHE else "LazyCache"]
             out = node.execute(model=self.model, reuse_threshold=float(spec.threshold), start_percent=0.15,
                                end_percent=0.95, verbose=False)
-            model = out.result[0] if hasattr(out, "result") else out[0]
+            model = out.result[0]  # V3 node output (0.3.64 and 0.8.0)
             if spec.method == P.EASYCACHE:
                 _fix_easycache_batching(model)
         else:
@@ -282,6 +281,3 @@ def high_accuracy_spec(harness: Harness, section: P.Section, mode: P.Mode, steps
     return P.RunSpec(P.HIGH, solver, "karras", steps, label=f"{solver} {steps} steps (karras from σ={first:.3g})",
                      sigmas=karras_from(first, sigma_min, steps))
 
-
-def finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pack_loader import pack_module
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 UNET_PATH = PACK_ROOT / "models" / "diffusion_models" / "adaptive_skip_digits.safetensors"
@@ -80,9 +81,10 @@ def digits_inputs(emb: torch.Tensor, seeds: int, latent_side: int):
 
     Seed i generates digit class i mod 10; the negative is the null class (row 10) for every seed.
     """
+    demo = pack_module("nodes.demo_model")
     labels = torch.arange(seeds) % 10
-    positive = [[emb[labels][:, None].clone(), {}]]
-    negative = [[emb[NULL_INDEX].reshape(1, 1, -1).clone(), {}]]
+    positive = demo.digits_conditioning(emb, labels)
+    negative = demo.digits_conditioning(emb, [demo.NULL_INDEX])
     side = latent_side // 8
     latent = torch.zeros(seeds, 4, side, side)
     noise = torch.cat([torch.randn(1, 4, side, side, generator=torch.Generator().manual_seed(s))

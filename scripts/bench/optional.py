@@ -1,81 +1,66 @@
-"""Benchmark sections that depend on modules other engineers write: the skip-path oracle (core/oracle.py) and
-searched schedules (core/schedule_library.py records in schedules/). Each returns notes saying what ran or why it
-was left out, so a missing or changed module never breaks the rest of the benchmark.
+"""Benchmark sections beyond the skip rules: the skip-path oracle and the shipped searched schedules. Each returns
+notes saying what ran or why it was left out.
 
-Oracle search: core.oracle.greedy_skip_path with an `evaluate(masks) -> errors` callback. The callback runs
-ComfyUI's own k-diffusion sampler function on a batch holding one copy of the oracle seeds per mask, with the
-core's BatchedReplay deciding per row which calls to compute (shared prefixes computed once) and the CFG model
-call made with ComfyUI's BaseModel.apply_model. Error = latent MSE against the same driver's full-step run. The
-masks it finds are then replayed on all seeds through the real pack patch (forced_path), like every other run.
+Oracle search: core.oracle.greedy_skip_path with an `evaluate(masks) -> errors` callback that is SkipPathOracle's
+own batched evaluation: one ComfyUI sampling run (comfy.sample.sample, ComfyUI's CFG) of a batch holding one copy
+of the oracle seeds per mask, the node's wrappers deciding per row which calls to compute (shared prefixes computed
+once). Error = latent MSE against ComfyUI's full-step run of the same seeds. The masks it finds are then replayed on
+all seeds through the real pack patch (forced_path), like every other run.
 """
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from pack_loader import pack_module
 
 from . import plan as P
 
-SAMPLER_FUNCTION = {"ddim": "euler"}  # ComfyUI runs ddim as sample_euler
+# The node's batched oracle evaluation (SkipPathOracle's wrappers): H15a moves them to nodes/oracle.py.
+ORACLE_NODE = "nodes.visualize"
 
 
-class OracleDriver:
-    """Batched evaluation of compute masks for one deterministic sampler on the first `seeds` seeds."""
+class OracleEvaluator:
+    """Latent MSE of compute masks against the full-step run on the first `seeds` seeds, evaluated batched the way
+    SkipPathOracle does (its own OUTER_SAMPLE / PREDICT_NOISE wrappers on a clone, ComfyUI's sampler and CFG);
+    memoised across the budgets of one section."""
 
-    def __init__(self, pack, harness, section: P.Section, steps: int, reuse: str, seeds: int) -> None:
-        import comfy.samplers
-        self.oracle = importlib.import_module(f"{pack.__name__}.core.oracle")
-        sampler_steps = importlib.import_module(f"{pack.__name__}.core.sampler_steps")
-        orders = importlib.import_module(f"{pack.__name__}.core.reuse").ORDERS
-        self.harness, self.seeds, self.order = harness, seeds, orders[reuse]
-        self.sigmas = harness.sigmas_for(section.sampler, section.scheduler, steps)
-        self.function = comfy.samplers.ksampler(SAMPLER_FUNCTION.get(section.sampler, section.sampler)).sampler_function
-        self.calls_in_step = sampler_steps.calls_per_step(self.function.__name__)
-        if self.calls_in_step is None:
-            raise ValueError(f"sampler {section.sampler} cannot be replayed by the oracle")
-        self.base = harness.model.model
-        ms = harness.model_sampling
-        max_denoise = math.isclose(float(ms.sigma_max), float(self.sigmas[0]), rel_tol=1e-5) or \
-            float(self.sigmas[0]) > float(ms.sigma_max)
-        noise = harness.noise[:seeds]
-        self.x0 = ms.noise_scaling(self.sigmas[0], noise.clone(), self.base.process_latent_in(harness.latent[:seeds]),
-                                   max_denoise)
-        self.cond = harness.positive[0][0][:seeds]
-        self.uncond = harness.negative[0][0]
+    def __init__(self, harness, section: P.Section, steps: int, reuse: str, seeds: int) -> None:
+        import comfy.patcher_extension
+        import comfy.sample
+        self.node, self.harness, self.section, self.steps = pack_module(ORACLE_NODE), harness, section, steps
+        self._pe, self._sample = comfy.patcher_extension, comfy.sample
+        self.order = pack_module("core.reuse").ORDERS[reuse]
+        self.seeds = seeds
+        self.noise, self.latent = harness.noise[:seeds], harness.latent[:seeds]
+        self.positive = [[harness.positive[0][0][:seeds], {}]]  # per-seed classes; tiled for a batch of masks
         self.memo: dict[tuple[bool, ...], float] = {}
-        self.rows_computed = 0
-        self.evaluations = 0
-        self.full = self._run([[True] * steps])[0]
+        self.evaluations = self.runs = 0
+        self.full = self._sample_batch(harness.model, 1)
 
-    @torch.no_grad()
+    def _sample_batch(self, model, copies: int) -> torch.Tensor:
+        with torch.no_grad():
+            return self._sample.sample(model, self.noise.repeat(copies, 1, 1, 1), self.steps, self.harness.cfg,
+                                       self.section.sampler, self.section.scheduler, self.positive,
+                                       self.harness.negative, self.latent.repeat(copies, 1, 1, 1),
+                                       disable_pbar=True, seed=self.harness.seed).float().cpu()
+
     def _run(self, masks: list[list[bool]]) -> list[torch.Tensor]:
-        n, b = len(masks), self.seeds
-        x = self.x0.repeat(n, 1, 1, 1)
-        cond = self.cond.repeat(n, 1, 1)
-        uncond = self.uncond.expand(n * b, -1, -1)
-        replay = self.oracle.BatchedReplay(masks, b, [float(s) for s in self.sigmas], self.calls_in_step, self.order)
-        cfg = self.harness.cfg
-
-        def model_fn(x_in: torch.Tensor, sigma: torch.Tensor, **_: Any) -> torch.Tensor:
-            def compute(rows: list[int]) -> torch.Tensor:
-                xs, sig = x_in[rows], sigma[rows]
-                out = self.base.apply_model(torch.cat([xs, xs]), torch.cat([sig, sig]),
-                                            c_crossattn=torch.cat([cond[rows], uncond[rows]]))
-                c, u = out.chunk(2)
-                return u + (c - u) * cfg
-            return replay(x_in, float(sigma.flatten()[0]), compute)
-
-        out = self.function(model_fn, x, self.sigmas, extra_args={}, callback=None, disable=True)
-        self.rows_computed += replay.row_calls
-        final = self.base.process_latent_out(out.float())
-        return [final[i * b:(i + 1) * b] for i in range(n)]
+        patched = self.harness.model.clone()
+        patched.model_options.setdefault("transformer_options", {})[self.node.ORACLE_KEY] = self.node._OracleSpec(
+            masks, self.seeds, self.order)
+        patched.add_wrapper_with_key(self._pe.WrappersMP.OUTER_SAMPLE, self.node.ORACLE_KEY,
+                                     self.node._oracle_outer_sample)
+        patched.add_wrapper_with_key(self._pe.WrappersMP.PREDICT_NOISE, self.node.ORACLE_KEY,
+                                     self.node._oracle_predict_noise)
+        out = self._sample_batch(patched, len(masks))
+        self.runs += 1
+        return [out[k * self.seeds:(k + 1) * self.seeds] for k in range(len(masks))]
 
     def evaluate(self, masks: list[list[bool]]) -> list[float]:
-        """Latent MSE of each mask's final samples against the full-step run (memoised across searches)."""
         todo = [m for m in dict.fromkeys(tuple(m) for m in masks) if m not in self.memo]
         if todo:
             finals = self._run([list(m) for m in todo])
@@ -85,9 +70,10 @@ class OracleDriver:
         return [self.memo[tuple(m)] for m in masks]
 
 
-def oracle_specs(pack, harness, plans: list[P.SectionPlan], mode: P.Mode, log) -> list[str]:
+def oracle_specs(harness, plans: list[P.SectionPlan], mode: P.Mode, log) -> list[str]:
     """Search oracle paths for every deterministic section, reuse mode and budget; append their replay runs to the
-    section plans. Returns notes (cost, driver check, what was left out)."""
+    section plans. Returns notes (cost, what was left out)."""
+    oracle = pack_module("core.oracle")
     notes = []
     for sp in plans:
         if sp.section.kind != "ode":
@@ -96,35 +82,18 @@ def oracle_specs(pack, harness, plans: list[P.SectionPlan], mode: P.Mode, log) -
             continue
         for reuse in [r for name, r in mode.oracle if name == sp.section.sampler]:
             start = time.perf_counter()
-            driver = OracleDriver(pack, harness, sp.section, mode.steps, reuse, mode.oracle_seeds)
-            found = 0
+            driver = OracleEvaluator(harness, sp.section, mode.steps, reuse, mode.oracle_seeds)
             for budget in sorted(mode.oracle_budgets, reverse=True):
-                res = driver.oracle.greedy_skip_path(mode.steps, budget, driver.evaluate, warmup_steps=4,
-                                                     batch_size=48, swap_passes=1, swap_reach=2)
+                res = oracle.greedy_skip_path(mode.steps, budget, driver.evaluate, warmup_steps=4,
+                                              batch_size=48, swap_passes=1, swap_reach=2)
                 cfg = dict(forced_path=tuple(res.mask), reuse=reuse)
                 sp.runs.append(P.RunSpec(P.ORACLE, sp.section.sampler, sp.section.scheduler, mode.steps,
                                          label=f"oracle {budget} {reuse}", skip=tuple(sorted(cfg.items()))))
-                found += 1
             took = time.perf_counter() - start
-            notes.append(f"oracle: {sp.section.name} {reuse}: {found} budgets searched on {mode.oracle_seeds} seeds, "
-                         f"{driver.evaluations} masks evaluated, {driver.rows_computed} model rows (per-seed CFG "
-                         f"calls), {took:.0f} s")
+            notes.append(f"oracle: {sp.section.name} {reuse}: {len(mode.oracle_budgets)} budgets searched on "
+                         f"{mode.oracle_seeds} seeds with SkipPathOracle's batched evaluation, {driver.evaluations} "
+                         f"masks evaluated in {driver.runs} batched sampling runs, {took:.0f} s")
             log(notes[-1])
-    return notes
-
-
-def driver_check(pack, harness, plans: list[P.SectionPlan], results: dict, mode: P.Mode) -> list[str]:
-    """How closely the oracle's own driver reproduces ComfyUI's full-step run on the oracle seeds."""
-    metrics = importlib.import_module(f"{pack.__name__}.core.metrics")
-    notes = []
-    for sp in plans:
-        if sp.section.kind != "ode" or not any(name == sp.section.sampler for name, _ in mode.oracle):
-            continue
-        driver = OracleDriver(pack, harness, sp.section, mode.steps, "hold", mode.oracle_seeds)
-        ref = results[sp.full.key].samples[:mode.oracle_seeds]
-        value = metrics.mean_db(metrics.psnr(driver.full, ref))
-        notes.append(f"oracle driver check ({sp.section.name}): its full-step run vs ComfyUI's, latent PSNR "
-                     f"{value:.1f} dB")
     return notes
 
 
@@ -148,7 +117,7 @@ def schedule_specs(pack, harness, pack_root: Path, peers: tuple[str, ...]
     folders = [pack_root / d for d in SCHEDULE_DIRS if (pack_root / d).is_dir()]
     if not folders or not (pack_root / "core" / "schedule_library.py").is_file():
         return [], ["searched schedules: no schedules/ folder with saved schedules; section left out"]
-    library = importlib.import_module(f"{pack.__name__}.core.schedule_library")
+    library = pack_module("core.schedule_library")
     from comfy_extras.nodes_align_your_steps import AlignYourStepsScheduler
     out, notes = [], []
     for folder in folders:

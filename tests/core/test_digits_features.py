@@ -1,7 +1,6 @@
 """Core tests for core/digits_features.py: Fréchet distance, latent map, bundled classifier (no ComfyUI needed)."""
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import numpy as np
@@ -12,16 +11,7 @@ PACK_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 CLASSIFIER_PATH = os.path.join(PACK_DIR, "models", "digits_classifier.safetensors")
 
 
-def _load_module():
-    # By path, so the test does not depend on how the pack root is (or is not) on sys.path.
-    path = os.path.join(PACK_DIR, "core", "digits_features.py")
-    spec = importlib.util.spec_from_file_location("adaptive_skip_core_digits_features", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-df = _load_module()
+from adaptive_skip_core import digits_features as df  # noqa: E402
 
 
 def _gaussian(n: int, d: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from adaptive_skip_core import draw
-from adaptive_skip_core.draw import (PALETTE, REUSED, Timeline, caption_lines, draw_pareto, draw_skip_path, hstack,
+from adaptive_skip_core.draw import (PALETTE, REUSED, Timeline, caption_lines, draw_skip_path,
                                      load_fonts, log_ticks, nice_ticks, pareto_front, skip_path_figure)
 from adaptive_skip_core.skip_path import SkipPath
 
@@ -131,21 +131,6 @@ def test_pareto_front_keeps_only_undominated_points():
     points = [(10, 20.0), (20, 25.0), (20, 22.0), (30, 24.0), (40, 30.0)]
     assert pareto_front(points) == [(10, 20.0), (20, 25.0), (40, 30.0)]
     assert pareto_front([(1, 5.0), (2, 3.0)], higher_is_better=False) == [(1, 5.0), (2, 3.0)]
-
-
-def test_pareto_plot_size_series_colours_and_png_roundtrip(tmp_path):
-    series = {"official": [(20, 25.0), (30, 30.0)], "oracle": [(20, 29.0), (30, 33.0)], "stride": [(25, 22.0)]}
-    image = draw_pareto(series, "model calls", "PSNR (dB)", title="fidelity vs calls", width=640, height=400)
-    assert image.size == (640, 400)
-    colours = {c for _, c in image.getcolors(maxcolors=1 << 16)}
-    assert {PALETTE[0], PALETTE[1], PALETTE[2]} <= colours
-    out = tmp_path / "pareto.png"
-    hstack([image, draw_pareto(series, "wall time (s)", "PSNR (dB)", log_x=True)]).save(out)
-    assert Image.open(out).size == (640 + 8 + 720, 440)
-    with pytest.raises(ValueError, match="finite"):
-        draw_pareto({"a": [(math.nan, 1.0)]}, "x", "y")
-    with pytest.raises(ValueError, match="log_x"):
-        draw_pareto({"a": [(0.0, 1.0)]}, "x", "y", log_x=True)
 
 
 def test_timeline_geometry_is_exclusive_at_the_right_edge():

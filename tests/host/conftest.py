@@ -6,19 +6,10 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
+import comfy_env  # scripts/, on sys.path by tests/conftest.py
 import pytest
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_comfy_env():
-    spec = importlib.util.spec_from_file_location("adaptive_skip_comfy_env", PACK_ROOT / "scripts" / "comfy_env.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-comfy_env = _load_comfy_env()
 COMFY_ROOT = comfy_env.find_comfyui()
 SKIP_REASON = ("HOST TESTS SKIPPED: " + comfy_env.HOW_TO_POINT) if COMFY_ROOT is None else ""
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import time
 
+import pack_loader
 import pytest
 import torch
 
@@ -27,7 +27,7 @@ def one_thread():
 
 
 def pack_module(host, name):
-    return importlib.import_module(f"{host.pack.__name__}.{name}")
+    return pack_loader.pack_module(name)
 
 
 @pytest.fixture(scope="module")
@@ -324,13 +324,7 @@ SCHEDULE_WORKFLOWS = ("evo_schedule_search.json", "evo_schedule_load.json", "evo
 
 
 def _script(name):
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"adaptive_skip_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(name)  # scripts/ is on sys.path (tests/conftest.py)
 
 
 @pytest.mark.parametrize("name", SCHEDULE_WORKFLOWS)

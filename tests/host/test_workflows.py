@@ -1,7 +1,7 @@
 """Every shipped workflow converts from the UI format, validates in ComfyUI and executes headless."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 from pathlib import Path
 
@@ -12,10 +12,7 @@ WORKFLOWS = sorted((PACK_ROOT / "workflows").glob("*.json"))
 
 
 def _script(name):
-    spec = importlib.util.spec_from_file_location(f"adaptive_skip_{name}", PACK_ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(name)  # scripts/ is on sys.path (tests/conftest.py)
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
