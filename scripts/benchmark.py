@@ -3,6 +3,7 @@
     python scripts/benchmark.py --quick          # CI-sized (minutes)
     python scripts/benchmark.py --full           # the numbers in BENCHMARKS.md
     python scripts/benchmark.py --smoke          # tiny random model, seconds (used by the tests)
+    python scripts/benchmark.py --skip-report    # the README's default-settings table only
 
 For each sampler under test (euler, ddim, dpmpp_2m, dpmpp_2m_sde at 50 steps) it runs, through ComfyUI's real
 samplers (comfy.sample.sample): the full-step run and a high-accuracy reference; fewer steps of the same sampler
@@ -24,7 +25,9 @@ import random
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SCRIPTS = Path(__file__).resolve().parent
 if str(SCRIPTS) not in sys.path:
@@ -58,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--publish", action="store_true",
                     help="also write BENCHMARKS.md and copy the plots to docs/bench/ (keeps its analysis block)")
     ap.add_argument("--no-schedules", action="store_true", help="skip the searched-schedule section")
+    ap.add_argument("--skip-report", action="store_true",
+                    help="only print the README's table of the published rule at default settings on the bundled "
+                         "model (--seeds default 16, --repeats default 3)")
     ap.set_defaults(mode="quick")
     return ap.parse_args(argv)
 
@@ -140,9 +146,30 @@ def code_identity() -> dict[str, str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    command = "python scripts/benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
+@dataclass
+class Session:
+    """One benchmark invocation's state, handed from plan to run, score and write."""
+
+    args: argparse.Namespace
+    mode: P.Mode
+    command: str
+    harness: Any
+    pack: Any
+    machine: dict[str, str]
+    wall_start: float
+    notes: list[str] = field(default_factory=list)
+    plans: list = field(default_factory=list)
+    specs: dict[str, P.RunSpec] = field(default_factory=dict)
+    checks: list = field(default_factory=list)
+    schedule_entries: list = field(default_factory=list)
+    oracle_found: dict[str, object] = field(default_factory=dict)
+    cache_path: Path | None = None
+    cached: dict = field(default_factory=dict)
+    cached_machine: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)
+
+
+def resolve_mode(args: argparse.Namespace) -> P.Mode:
     mode = P.MODES[args.mode]
     sections = None
     if args.sections:
@@ -151,16 +178,18 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise SystemExit(f"--sections: unknown {unknown}; choose from {', '.join(P.SECTIONS)}")
         sections = tuple(P.SECTIONS[n] for n in names)
-    mode = P.with_overrides(mode, seeds=args.seeds, sections=sections, repeats=args.repeats)
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    wall_start = time.perf_counter()
+    return P.with_overrides(mode, seeds=args.seeds, sections=sections, repeats=args.repeats)
 
+
+def start(args: argparse.Namespace, mode: P.Mode, command: str) -> Session:
+    """Boot ComfyUI, describe the machine, load the model and its inputs."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    wall_start = time.perf_counter()
     root, _nodes, pack = comfy_env.boot_comfyui()
     logging.getLogger().setLevel(logging.WARNING)  # one INFO line per sampling run would drown the progress
     import torch
     torch.set_num_threads(max(1, args.threads))
-    from bench import harness as H, markdown as MD, models as M, optional as OPT, plot as PL, report as R
+    from bench import harness as H, models as M
 
     machine = machine_description()
     machine.update(code_identity())
@@ -168,33 +197,38 @@ def main(argv: list[str] | None = None) -> int:
     model, emb, decode = M.load_digits_model(mode.model)
     positive, negative, latent, noise, _labels = M.digits_inputs(emb, mode.seeds, mode.latent_side)
     harness = H.Harness(pack, model, positive, negative, latent, noise, mode.cfg, seed=0, decode=decode)
+    return Session(args, mode, command, harness, pack, machine, wall_start)
 
+
+def plan(ses: Session) -> None:
+    """Every run to sample: the section plans, references, convergence checks, oracle paths, schedules; and what
+    --resume can take from the cache."""
+    from bench import harness as H, optional as OPT
+    args, mode, harness, notes = ses.args, ses.mode, ses.harness, ses.notes
     plans = P.build_plan(mode)
     for sp in plans:
         sp.high = H.high_accuracy_spec(harness, sp.section, mode)
-    specs: dict[str, P.RunSpec] = {}
+    specs = ses.specs
     for sp in plans:
         for spec in [sp.full, sp.high] + sp.runs:
             specs.setdefault(spec.key, spec)
-    checks = []
     if mode.check_steps:
         ode = next((sp for sp in plans if sp.section.kind == "ode" and sp.section.scheduler == "karras"), None)
         if ode is not None:
             check = H.high_accuracy_spec(harness, ode.section, mode, steps=mode.check_steps, sampler="heun")
-            checks.append((ode, check))
+            ses.checks.append((ode, check))
             specs.setdefault(check.key, check)
-    notes: list[str] = []
-    cache_path = out / f"runs_{mode.name}.pt"
-    cached, cached_oracle, cached_machine = H.load_results(cache_path) if args.resume else ({}, {}, {})
-    if cached and cached_machine.get("code_hash") != machine["code_hash"]:
+    ses.cache_path = args.out / f"runs_{mode.name}.pt"
+    cached, cached_oracle, cached_machine = H.load_results(ses.cache_path) if args.resume else ({}, {}, {})
+    if cached and cached_machine.get("code_hash") != ses.machine["code_hash"]:
         stale = [k for k, r in cached.items() if r.spec.method in (P.ADAPTIVE, P.ORACLE)]
         for k in stale:
             del cached[k]
         cached_oracle = {}
-        notes.append(f"--resume: the pack's skip code (MEASURED_CODE in benchmark.py) changed since {cache_path.name} "
-                     f"was written; its {len(stale)} AdaptiveSkip and oracle runs were sampled again and the oracle "
-                     "re-searched")
-    oracle_found: dict[str, object] = {}
+        notes.append(f"--resume: the pack's skip code (MEASURED_CODE in benchmark.py) changed since "
+                     f"{ses.cache_path.name} was written; its {len(stale)} AdaptiveSkip and oracle runs were sampled "
+                     "again and the oracle re-searched")
+    ses.cached, ses.cached_machine = cached, cached_machine
     if args.no_oracle:
         notes.append("oracle: skipped (--no-oracle)")
     elif not mode.oracle:
@@ -203,104 +237,141 @@ def main(argv: list[str] | None = None) -> int:
     elif cached_oracle:
         for sp in plans:
             sp.runs += cached_oracle["specs"].get(sp.section.name, [])
-        notes += cached_oracle["notes"] + [f"oracle: paths reused from {cache_path.name} (--resume)"]
-        oracle_found = cached_oracle
+        notes += cached_oracle["notes"] + [f"oracle: paths reused from {ses.cache_path.name} (--resume)"]
+        ses.oracle_found = cached_oracle
     else:
         before = {sp.section.name: len(sp.runs) for sp in plans}
         oracle_notes = OPT.oracle_specs(harness, plans, mode, lambda m: log.warning("%s", m))
         notes += oracle_notes
-        oracle_found = {"notes": oracle_notes,
-                        "specs": {sp.section.name: sp.runs[before[sp.section.name]:] for sp in plans}}
+        ses.oracle_found = {"notes": oracle_notes,
+                            "specs": {sp.section.name: sp.runs[before[sp.section.name]:] for sp in plans}}
     for sp in plans:
         for spec in sp.runs:
             specs.setdefault(spec.key, spec)
-    schedule_entries = []
     if not args.no_schedules:
-        schedule_entries, schedule_notes = OPT.schedule_specs(pack, harness, comfy_env.PACK_ROOT, mode.ode_peers)
+        ses.schedule_entries, schedule_notes = OPT.schedule_specs(ses.pack, harness, comfy_env.PACK_ROOT,
+                                                                  mode.ode_peers)
         notes += schedule_notes
-        for _rec, mine, builtins, rivals in schedule_entries:
+        for _rec, mine, builtins, rivals in ses.schedule_entries:
             for spec in [mine] + builtins + rivals:
                 specs.setdefault(spec.key, spec)
+    ses.plans = plans
+
+
+def run(ses: Session) -> None:
+    """Sample every planned run (interleaved passes), and keep them in the --resume cache."""
+    from bench import harness as H
+    mode, specs, machine, cached = ses.mode, ses.specs, ses.machine, ses.cached
     log.warning("benchmark: %d distinct runs x %d pass(es), %d seeds, %s", len(specs), mode.repeats, mode.seeds,
-                ", ".join(sp.section.name for sp in plans))
+                ", ".join(sp.section.name for sp in ses.plans))
     rng = random.Random(0)
     fresh = sum(1 for k in specs if k not in cached)
-    results = run_all(harness, list(specs.values()), mode.repeats, rng, cached)
-    sampling = {"sampling_wall_s": f"{time.perf_counter() - wall_start:.0f}",
-                "load_average_sampling_end": " ".join(f"{v:.2f}" for v in os.getloadavg())}
-    machine.update(sampling)
+    ses.results = run_all(ses.harness, list(specs.values()), mode.repeats, rng, cached)
+    machine.update({"sampling_wall_s": f"{time.perf_counter() - ses.wall_start:.0f}",
+                    "load_average_sampling_end": " ".join(f"{v:.2f}" for v in os.getloadavg())})
     original: dict[str, str] = {}
     if cached:
-        original = cached_machine
-        if not original and (out / "meta.json").is_file():
-            original = json.loads((out / "meta.json").read_text()).get("machine", {})
+        original = ses.cached_machine
+        if not original and (ses.args.out / "meta.json").is_file():
+            original = json.loads((ses.args.out / "meta.json").read_text()).get("machine", {})
         original_end = original.get("load_average_end", original.get("load_average_sampling_end", "?"))
         machine.update(resumed="yes", fresh_runs=str(fresh),
                        original_wall_s=original.get("benchmark_wall_s", original.get("sampling_wall_s", "?")),
                        original_load=f"{original.get('load_average_start', '?')} / {original_end}")
-        notes.append(f"re-scored with --resume from {cache_path.name}: {len(specs) - fresh} runs taken from the cache, "
-                     f"{fresh} sampled now")
+        ses.notes.append(f"re-scored with --resume from {ses.cache_path.name}: {len(specs) - fresh} runs taken from "
+                         f"the cache, {fresh} sampled now")
     identity = {k: machine[k] for k in ("code_hash", "commit", "dirty")}
-    H.save_results(cache_path, results, oracle_found, dict(original, **identity) if cached else machine)
+    H.save_results(ses.cache_path, ses.results, ses.oracle_found, dict(original, **identity) if cached else machine)
 
+
+def score(ses: Session) -> tuple[list[dict], list[str], str]:
+    """Every run against both references: (CSV rows, reference lines, the schedule table)."""
+    from bench import harness as H, models as M, optional as OPT, report as R
+    results, notes = ses.results, ses.notes
     metrics, features = pack_module("core.metrics"), pack_module("core.digits_features")
-    scorer = R.Scorer(metrics, features, features.load_digits_classifier(M.CLASSIFIER_PATH), decode)
-
-    if any(s.method == P.EASYCACHE for s in specs.values()) and H.easycache_needs_fix():
+    scorer = R.Scorer(metrics, features, features.load_digits_classifier(M.CLASSIFIER_PATH), ses.harness.decode)
+    if any(s.method == P.EASYCACHE for s in ses.specs.values()) and H.easycache_needs_fix():
         notes.append(H.EASYCACHE_FIX_NOTE)
     schedule_md = ""
-    ode_high = next((sp.high for sp in plans if sp.section.kind == "ode" and sp.section.scheduler == "karras"), None)
-    if schedule_entries and ode_high is not None:
-        schedule_md = OPT.schedule_markdown(schedule_entries, results, results[ode_high.key].samples, scorer,
-                                          mode.ode_peers)
-
+    ode_high = next((sp.high for sp in ses.plans if sp.section.kind == "ode" and sp.section.scheduler == "karras"),
+                    None)
+    if ses.schedule_entries and ode_high is not None:
+        schedule_md = OPT.schedule_markdown(ses.schedule_entries, results, results[ode_high.key].samples, scorer,
+                                            ses.mode.ode_peers)
     rows = []
-    for sp in plans:
+    for sp in ses.plans:
         rows += R.score_section(sp, results, scorer)
-    R.write_csv(rows, out / "benchmark.csv")
-
     reference_lines = []
-    for sp in plans:
+    for sp in ses.plans:
         full, high = results[sp.full.key], results[sp.high.key]
         f = scorer.fidelity(full.samples, high.samples)
         reference_lines.append(f"- {sp.section.name}: full-step run = {sp.full.label} ({full.model_calls:g} calls); "
                                f"high-accuracy = {sp.high.label} ({high.model_calls:g} calls); full vs high: latent "
                                f"PSNR {f['psnr_latent']:.2f} dB, SSIM {f['ssim_latent']:.4f}")
-    for sp, check in checks:
+    for sp, check in ses.checks:
         f = scorer.fidelity(results[check.key].samples, results[sp.high.key].samples)
         reference_lines.append(f"- convergence check: {check.label} vs {sp.high.label}: latent PSNR "
                                f"{f['psnr_latent']:.2f} dB, SSIM {f['ssim_latent']:.4f}")
+    return rows, reference_lines, schedule_md
 
-    overhead = None
+
+def measure_overhead(ses: Session) -> dict | None:
+    """The controller's overhead on an SD1.5-shaped UNet (reused under --resume when the pack code is the same)."""
+    args, mode, machine, out = ses.args, ses.mode, ses.machine, ses.args.out
     saved_overhead = json.loads((out / "overhead_sd15.json").read_text()) if args.resume and \
         (out / "overhead_sd15.json").is_file() else {}
     if mode.sd15_steps and not args.no_sd15 and saved_overhead.get("code_hash") == machine["code_hash"]:
-        overhead = saved_overhead
-        notes.append("SD1.5 overhead: reused from overhead_sd15.json (--resume, same pack code)")
-    elif mode.sd15_steps and not args.no_sd15:
+        ses.notes.append("SD1.5 overhead: reused from overhead_sd15.json (--resume, same pack code)")
+        return saved_overhead
+    if mode.sd15_steps and not args.no_sd15:
         from bench import overhead as O
-        overhead = O.measure_sd15_overhead(pack, mode.sd15_steps, repeats=1, log=lambda m: log.warning("%s", m))
+        overhead = O.measure_sd15_overhead(ses.pack, mode.sd15_steps, repeats=1, log=lambda m: log.warning("%s", m))
         overhead["code_hash"] = machine["code_hash"]
         (out / "overhead_sd15.json").write_text(json.dumps(overhead, indent=2))
+        return overhead
+    return None
 
+
+def write(ses: Session, rows: list[dict], reference_lines: list[str], schedule_md: str,
+          overhead: dict | None) -> None:
+    """CSV, plots, the markdown report (and BENCHMARKS.md with --publish), meta.json and the skip paths."""
+    from bench import harness as H, markdown as MD, plot as PL, report as R
+    args, mode, machine, out, results = ses.args, ses.mode, ses.machine, ses.args.out, ses.results
+    R.write_csv(rows, out / "benchmark.csv")
     pareto_paths = PL.plot_pareto(rows, out)
     machine["load_average_end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    machine["benchmark_wall_s"] = f"{time.perf_counter() - wall_start:.0f}"
-    if not cached:  # the cache keeps the description of the session that sampled the runs
-        H.save_results(cache_path, results, oracle_found, machine)
-    md = MD.markdown_report(mode, plans, rows, reference_lines, notes, machine, command, overhead, schedule_md,
-                           [p.name for p in pareto_paths])
+    machine["benchmark_wall_s"] = f"{time.perf_counter() - ses.wall_start:.0f}"
+    if not ses.cached:  # the cache keeps the description of the session that sampled the runs
+        H.save_results(ses.cache_path, results, ses.oracle_found, machine)
+    md = MD.markdown_report(mode, ses.plans, rows, reference_lines, ses.notes, machine, ses.command, overhead,
+                            schedule_md, [p.name for p in pareto_paths])
     (out / "benchmark.md").write_text(md)
     if args.publish:
         log.warning("benchmark: wrote %s", MD.publish(md, out, comfy_env.PACK_ROOT, [p.name for p in pareto_paths]))
     meta = {"mode": mode.name, "seeds": mode.seeds, "steps": mode.steps, "cfg": mode.cfg, "budgets": list(mode.budgets),
-            "machine": machine, "command": command, "notes": notes, "runs": len(specs), "repeats": mode.repeats}
+            "machine": machine, "command": ses.command, "notes": ses.notes, "runs": len(ses.specs),
+            "repeats": mode.repeats}
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     with open(out / "skip_paths.jsonl", "w") as fh:
         for spec_key, res in results.items():
             if res.skip_path is not None:
                 fh.write(json.dumps({"key": spec_key, "path": res.skip_path}) + "\n")
     log.warning("benchmark: wrote %s (%s s)", out / "benchmark.md", machine["benchmark_wall_s"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = "python scripts/benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.skip_report:
+        comfy_env.boot_comfyui()
+        from bench.skip_report import skip_report
+        skip_report(seeds=args.seeds or 16, repeats=args.repeats or 3)
+        return 0
+    ses = start(args, resolve_mode(args), command)
+    plan(ses)
+    run(ses)
+    rows, reference_lines, schedule_md = score(ses)
+    write(ses, rows, reference_lines, schedule_md, measure_overhead(ses))
     return 0
 
 

@@ -1,16 +1,28 @@
-"""Write the shipped UI-format workflows from their API-format definitions (one source, no drift).
+"""Write the shipped workflows (UI format, plus API-format twins in workflows/api/ for the schedule ones) from one
+source, their API-format definitions here (no drift).
 
-    python scripts/make_workflows.py      # needs ComfyUI (for the node definitions)
+    python scripts/make_workflows.py               # write the workflow files (needs ComfyUI)
+    python scripts/make_workflows.py --populate    # also run the schedule searches once and ship their results
+                                                   # in schedules/, so the search workflows open instantly
+
+The search workflows' EvoTimestepSchedule nodes find their result in the pack's schedules/ folder (same model,
+conditioning, latent shape and settings => same cache key), so they run in seconds; change any input and they
+search (about a minute per search on a 2-core CPU for these settings).
 """
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import comfy_env  # noqa: E402
+import pack_loader  # noqa: E402
+import run_workflow  # noqa: E402
 import workflow_convert  # noqa: E402
 
 sys.path.remove(str(HERE))
@@ -53,17 +65,170 @@ def basic() -> tuple[dict, dict]:
     return prompt, {"positions": positions, "titles": titles}
 
 
-WORKFLOWS = {"adaptive_skip_basic.json": basic}
+
+# --- schedule workflows ---------------------------------------------------------------------------------
+SHIPPED = "digits_workflow_dpmpp_2m_5steps.json"  # shipped by --populate (the search workflow's own result)
+SEARCH = {"sampler_name": "dpmpp_2m", "steps": 5, "cfg": 3.0, "num_seeds": 8, "budget": 2500, "seed": 0,
+          "population": 16, "top_k": 4, "mutation_prob": 0.3, "generations": 25, "reference_steps": 200,
+          "reference_sampler": "auto", "validation_seeds": 8, "candidates_per_call": 8, "save_as": ""}
 
 
-def main() -> int:
+def _common() -> dict:
+    return {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": MODEL, "weight_dtype": "default"}},
+        "2": {"class_type": "AdaptiveSkipDigitsConditioning", "inputs": {"digit": "3"}},
+        "3": {"class_type": "AdaptiveSkipDigitsConditioning", "inputs": {"digit": "none"}},
+        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": 8}},
+    }
+
+
+def _custom(sigmas: list, seed: int = 0) -> dict:
+    return {"class_type": "SamplerCustom", "inputs": {
+        "model": ["1", 0], "add_noise": True, "noise_seed": seed, "cfg": 3.0, "positive": ["2", 0],
+        "negative": ["3", 0], "sampler": ["6", 0], "sigmas": sigmas, "latent_image": ["4", 0]}}
+
+
+def _ksampler(steps: int, scheduler: str) -> dict:
+    return {"class_type": "KSampler", "inputs": {
+        "model": ["1", 0], "seed": 0, "steps": steps, "cfg": 3.0, "sampler_name": "dpmpp_2m", "scheduler": scheduler,
+        "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0}}
+
+
+def _decode_save(prompt: dict, first_id: int, latent: list, prefix: str) -> None:
+    prompt[str(first_id)] = {"class_type": "AdaptiveSkipDigitsDecode", "inputs": {"samples": latent, "upscale": 8}}
+    prompt[str(first_id + 1)] = {"class_type": "SaveImage", "inputs": {
+        "images": [str(first_id), 0], "filename_prefix": f"adaptive_skip/{prefix}"}}
+
+
+def search() -> tuple[dict, dict]:
+    """Search a 5-step dpmpp_2m schedule; sample with it and with karras; both against a 200-step reference."""
+    prompt = _common()
+    prompt["5"] = {"class_type": "EvoTimestepSchedule", "inputs": {
+        "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], **SEARCH}}
+    prompt["6"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "dpmpp_2m"}}
+    prompt["7"] = _custom(["5", 0])
+    prompt["8"] = _ksampler(5, "karras")
+    prompt["9"] = _ksampler(200, "karras")
+    prompt["10"] = {"class_type": "AdaptiveSkipCompare", "inputs": {
+        "reference": ["9", 0], "latent": ["7", 0], "label": "searched schedule, 5 steps"}}
+    prompt["11"] = {"class_type": "AdaptiveSkipCompare", "inputs": {
+        "reference": ["9", 0], "latent": ["8", 0], "label": "karras, 5 steps"}}
+    _decode_save(prompt, 12, ["7", 0], "evo_searched")
+    _decode_save(prompt, 14, ["8", 0], "evo_karras")
+    titles = {"5": "Search a 5-step schedule (cached in schedules/)", "7": "Sample with the searched schedule",
+              "8": "Same 5 steps with karras", "9": "200-step reference"}
+    positions = {"1": (20, 40), "2": (20, 200), "3": (20, 330), "4": (20, 460), "5": (380, 40), "6": (380, 560),
+                 "7": (760, 40), "8": (760, 420), "9": (760, 800), "10": (1140, 40), "11": (1140, 260),
+                 "12": (1140, 480), "13": (1500, 480), "14": (1140, 760), "15": (1500, 760)}
+    return prompt, {"positions": positions, "titles": titles}
+
+
+def load() -> tuple[dict, dict]:
+    """A saved schedule three ways: LoadTimestepSchedule, pasted text, and the evo_ scheduler in the stock KSampler."""
+    record = json.loads((comfy_env.PACK_ROOT / "schedules" / SHIPPED).read_text())
+    text = ", ".join(f"{v:.8g}" if v else "0" for v in record["sigmas"])
+    prompt = _common()
+    prompt["5"] = {"class_type": "LoadTimestepSchedule", "inputs": {
+        "schedule": SHIPPED, "model": ["1", 0], "steps": 0, "allow_other_model_type": False}}
+    prompt["6"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "dpmpp_2m"}}
+    prompt["7"] = _custom(["5", 0])
+    prompt["8"] = {"class_type": "TimestepScheduleFromText", "inputs": {"text": text, "model": ["1", 0]}}
+    prompt["9"] = _custom(["8", 0])
+    prompt["10"] = _ksampler(record["steps"], "evo_" + SHIPPED[:-len(".json")])
+    _decode_save(prompt, 11, ["7", 0], "evo_loaded")
+    _decode_save(prompt, 13, ["9", 0], "evo_from_text")
+    _decode_save(prompt, 15, ["10", 0], "evo_scheduler")
+    titles = {"5": "Load a saved schedule", "8": "Or paste it (travels with the workflow)",
+              "10": "Or pick it as a KSampler scheduler"}
+    positions = {"1": (20, 40), "2": (20, 200), "3": (20, 330), "4": (20, 460), "5": (380, 40), "6": (380, 260),
+                 "7": (760, 40), "8": (380, 420), "9": (760, 420), "10": (760, 800), "11": (1140, 40),
+                 "12": (1500, 40), "13": (1140, 420), "14": (1500, 420), "15": (1140, 800), "16": (1500, 800)}
+    return prompt, {"positions": positions, "titles": titles}
+
+
+def with_skip() -> tuple[dict, dict]:
+    """A searched 10-step schedule driving AdaptiveSkipKSampler through its sigmas input: the adaptive official rule
+    with quadratic reuse, and a fixed budget of 7 model calls with linear reuse."""
+    prompt = _common()
+    prompt["5"] = {"class_type": "EvoTimestepSchedule", "inputs": {
+        "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
+        **dict(SEARCH, steps=10, budget=5000)}}
+    prompt["6"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "dpmpp_2m"}}
+    skip = {"model": ["1", 0], "seed": 0, "steps": 10, "cfg": 3.0, "sampler_name": "dpmpp_2m", "scheduler": "karras",
+            "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0, "threshold": 0.01,
+            "max_consecutive_skips": 2, "warmup_steps": 3, "criterion": "official", "reuse": "quadratic",
+            "sigmas": ["5", 0]}
+    prompt["7"] = {"class_type": "AdaptiveSkipKSampler", "inputs": skip}
+    prompt["8"] = _custom(["5", 0])
+    prompt["9"] = _ksampler(200, "karras")
+    prompt["10"] = {"class_type": "AdaptiveSkipCompare", "inputs": {
+        "reference": ["9", 0], "latent": ["7", 0], "skip_path": ["7", 1],
+        "label": "searched 10-step schedule + AdaptiveSkip (official rule)"}}
+    prompt["11"] = {"class_type": "AdaptiveSkipCompare", "inputs": {
+        "reference": ["9", 0], "latent": ["8", 0], "label": "searched 10-step schedule, every call"}}
+    prompt["12"] = {"class_type": "AdaptiveSkipKSampler", "inputs": dict(
+        skip, criterion="calls", target_calls=7, reuse="linear")}
+    prompt["13"] = {"class_type": "AdaptiveSkipCompare", "inputs": {
+        "reference": ["9", 0], "latent": ["12", 0], "skip_path": ["12", 1],
+        "label": "searched 10-step schedule, 7 model calls"}}
+    prompt["14"] = _ksampler(7, "exponential")
+    prompt["15"] = {"class_type": "AdaptiveSkipCompare", "inputs": {
+        "reference": ["9", 0], "latent": ["14", 0], "label": "exponential, 7 steps (7 calls)"}}
+    _decode_save(prompt, 16, ["7", 0], "evo_skip")
+    _decode_save(prompt, 18, ["12", 0], "evo_skip_7calls")
+    _decode_save(prompt, 20, ["8", 0], "evo_noskip")
+    titles = {"5": "Search a 10-step schedule (cached in schedules/)", "7": "AdaptiveSkip on the searched schedule",
+              "8": "Searched schedule, no skipping", "9": "200-step reference",
+              "12": "Searched schedule, 7 of 10 calls", "14": "Best built-in at 7 steps"}
+    positions = {"1": (20, 40), "2": (20, 200), "3": (20, 330), "4": (20, 460), "5": (380, 40), "6": (380, 560),
+                 "7": (760, 40), "8": (760, 560), "9": (760, 900), "10": (1140, 40), "11": (1140, 260),
+                 "12": (380, 900), "13": (1140, 480), "14": (760, 1240), "15": (1140, 700), "16": (1500, 40),
+                 "17": (1860, 40), "18": (1500, 400), "19": (1860, 400), "20": (1500, 760), "21": (1860, 760)}
+    return prompt, {"positions": positions, "titles": titles}
+
+
+WORKFLOWS = {"adaptive_skip_basic.json": basic, "evo_schedule_search.json": search, "evo_schedule_load.json": load,
+             "evo_schedule_with_skip.json": with_skip}
+API_TWINS = ("evo_schedule_search.json", "evo_schedule_load.json", "evo_schedule_with_skip.json")
+POPULATE = ("evo_schedule_search.json", "evo_schedule_with_skip.json")  # their searches are shipped in schedules/
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--populate", action="store_true", help="run the schedule searches and ship their results")
+    args = parser.parse_args(argv)
     _, nodes, _ = comfy_env.boot_comfyui()
     out_dir = comfy_env.PACK_ROOT / "workflows"
-    for name, build in WORKFLOWS.items():
-        prompt, layout = build()
+    (out_dir / "api").mkdir(exist_ok=True)
+
+    def write(name):
+        prompt, layout = WORKFLOWS[name]()
         ui = workflow_convert.api_to_ui(prompt, nodes.NODE_CLASS_MAPPINGS, **layout)
         (out_dir / name).write_text(json.dumps(ui, indent=1) + "\n")
-        print(f"wrote workflows/{name}")
+        if name in API_TWINS:
+            (out_dir / "api" / name).write_text(json.dumps(prompt, indent=1) + "\n")
+        print(f"wrote workflows/{name}" + (f" and workflows/api/{name}" if name in API_TWINS else ""))
+
+    for name in POPULATE:
+        write(name)
+    if args.populate:
+        import folder_paths
+        sched = pack_loader.pack_module("nodes.schedule")
+        holder = Path(tempfile.mkdtemp(prefix="evo_populate_"))
+        folder_paths.folder_names_and_paths[sched.FOLDER] = ([str(holder), sched.SHIPPED_DIR], {".json"})
+        for name in POPULATE:
+            result = run_workflow.run(out_dir / name, holder / "out")
+            print(name, f"{result['seconds']:.0f} s", *result["texts"], sep="\n  ")
+        for path in sorted(holder.glob("*.json")):
+            record = json.loads(path.read_text())
+            target = Path(sched.SHIPPED_DIR) / f"digits_workflow_{record['sampler']}_{record['steps']}steps.json"
+            shutil.copyfile(path, target)
+            print(f"shipped schedules/{target.name}")
+    if not (comfy_env.PACK_ROOT / "schedules" / SHIPPED).is_file():
+        raise SystemExit(f"schedules/{SHIPPED} is missing: run with --populate first")
+    for name in WORKFLOWS:
+        if name not in POPULATE:
+            write(name)  # the load workflow reads the shipped schedule
     return 0
 
 
