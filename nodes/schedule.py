@@ -84,6 +84,23 @@ def scheduler_name(filename: str) -> str:
     return SCHEDULER_PREFIX + os.path.splitext(filename)[0].replace(os.sep, "/")
 
 
+def fit_to_model(record: ScheduleRecord, sigma_min: float, sigma_max: float,
+                 steps: int = 0) -> tuple[torch.Tensor, list[str]]:
+    """The saved schedule mapped to a model's σ range (log σ) when it differs from the one it was found for, and
+    stretched log-linearly to `steps` (0 keeps the saved count); with what was done, for the report."""
+    sigmas = torch.tensor(record.sigmas, dtype=torch.float32)
+    notes = []
+    if not (math.isclose(sigma_min, record.sigma_min, rel_tol=1e-4)
+            and math.isclose(sigma_max, record.sigma_max, rel_tol=1e-4)):
+        sigmas = resample_log_sigmas(sigmas, sigma_min, sigma_max, record.sigma_min, record.sigma_max)
+        notes.append(f"mapped in log sigma from [{record.sigma_min:.4g}, {record.sigma_max:.4g}] to "
+                     f"[{sigma_min:.4g}, {sigma_max:.4g}]")
+    if steps and steps != record.steps:
+        sigmas = resample_log_steps(sigmas, steps)
+        notes.append(f"stretched from {record.steps} to {steps} steps")
+    return sigmas, notes
+
+
 def _scheduler_handler(name: str, record: ScheduleRecord):
     """fn(model_sampling, steps) for comfy.samplers.SchedulerHandler(use_ms=True): the saved schedule mapped to the
     model's σ range (log σ) and to the requested step count (log-linear, as Align Your Steps does).
@@ -92,15 +109,10 @@ def _scheduler_handler(name: str, record: ScheduleRecord):
     for steps + 1 values and drops the second-to-last, so those get a changed schedule (README says so; SamplerCustom
     with LoadTimestepSchedule runs the saved one exactly)."""
     def handler(model_sampling, steps: int) -> torch.Tensor:
-        sigmas = torch.tensor(record.sigmas, dtype=torch.float32)
-        lo, hi = float(model_sampling.sigma_min), float(model_sampling.sigma_max)
-        if not (math.isclose(lo, record.sigma_min, rel_tol=1e-4) and math.isclose(hi, record.sigma_max, rel_tol=1e-4)):
-            sigmas = resample_log_sigmas(sigmas, lo, hi, record.sigma_min, record.sigma_max)
         if steps != record.steps:
             logger.info("AdaptiveSkip scheduler %s: saved for %d steps, stretched to %d in log sigma",
                         name, record.steps, steps)
-            sigmas = resample_log_steps(sigmas, steps)
-        return sigmas
+        return fit_to_model(record, float(model_sampling.sigma_min), float(model_sampling.sigma_max), steps)[0]
     return handler
 
 
@@ -422,16 +434,7 @@ class LoadTimestepSchedule:
             raise ValueError(f"schedule {schedule!r} was found for model type {record.model_type}, but this model is "
                              f"{info.model_type}; search one for this model with EvoTimestepSchedule, or turn on "
                              "allow_other_model_type to map it to this model's sigma range anyway")
-        sigmas = torch.tensor(record.sigmas, dtype=torch.float32)
-        notes = []
-        if not (math.isclose(info.sigma_min, record.sigma_min, rel_tol=1e-4)
-                and math.isclose(info.sigma_max, record.sigma_max, rel_tol=1e-4)):
-            sigmas = resample_log_sigmas(sigmas, info.sigma_min, info.sigma_max, record.sigma_min, record.sigma_max)
-            notes.append(f"mapped in log sigma from [{record.sigma_min:.4g}, {record.sigma_max:.4g}] to "
-                         f"[{info.sigma_min:.4g}, {info.sigma_max:.4g}]")
-        if steps and steps != record.steps:
-            sigmas = resample_log_steps(sigmas, steps)
-            notes.append(f"stretched from {record.steps} to {steps} steps")
+        sigmas, notes = fit_to_model(record, info.sigma_min, info.sigma_max, steps)
         sigmas = validate_sigmas(sigmas, info.sigma_min, info.sigma_max, name=f"schedule {schedule!r}")
         text = describe(record)
         if notes:
