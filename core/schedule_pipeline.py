@@ -107,7 +107,7 @@ def validate_finds(search: EvoSearch, baselines: dict[str, list[float]], baselin
     scores = evaluate_validation([sigmas for sigmas, _ in candidates.values()])
     combined = {name: (num_seeds * fit + validation_seeds * val) / (num_seeds + validation_seeds)
                 for (name, (_, fit)), val in zip(candidates.items(), scores)}
-    best = lambda names: min(names, key=lambda name: (combined[name], name))  # noqa: E731
+    best = lambda names: min(names, key=lambda name: (combined[name], name))
     pick = best(baselines) if baselines else None
     if finds and (pick is None or combined[best(finds)] * MIN_GAIN < combined[pick]):
         pick = best(finds)

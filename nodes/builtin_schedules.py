@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 import comfy.samplers
+import torch
 from comfy_extras.nodes_align_your_steps import AlignYourStepsScheduler
 
 from ..core.sampler_steps import calls_per_step

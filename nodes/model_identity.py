@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import torch
-
 import comfy.supported_models
+import torch
 
 
 @dataclass(frozen=True)

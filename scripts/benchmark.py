@@ -33,9 +33,9 @@ SCRIPTS = Path(__file__).resolve().parent
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
-import comfy_env  # noqa: E402
-from pack_loader import pack_module  # noqa: E402
-from bench import plan as P  # noqa: E402
+import comfy_env
+from bench import plan as P
+from pack_loader import pack_module
 
 log = logging.getLogger("adaptive_skip.benchmark")
 
@@ -86,7 +86,7 @@ def machine_description() -> dict[str, str]:
         pass
     try:
         comfy_version = importlib.import_module("comfyui_version").__version__
-    except Exception:  # noqa: BLE001 - only a label
+    except Exception:  # only a label
         comfy_version = "unknown"
     return {"cpu": f"{cpu}, {os.cpu_count()} logical cores, {mem}", "torch_threads": str(torch.get_num_threads()),
             "python": platform.python_version(), "torch": torch.__version__, "comfyui": comfy_version,
@@ -189,7 +189,8 @@ def start(args: argparse.Namespace, mode: P.Mode, command: str) -> Session:
     logging.getLogger().setLevel(logging.WARNING)  # one INFO line per sampling run would drown the progress
     import torch
     torch.set_num_threads(max(1, args.threads))
-    from bench import harness as H, models as M
+    from bench import harness as H
+    from bench import models as M
 
     machine = machine_description()
     machine.update(code_identity())
@@ -203,7 +204,8 @@ def start(args: argparse.Namespace, mode: P.Mode, command: str) -> Session:
 def plan(ses: Session) -> None:
     """Every run to sample: the section plans, references, convergence checks, oracle paths, schedules; and what
     --resume can take from the cache."""
-    from bench import harness as H, optional as OPT
+    from bench import harness as H
+    from bench import optional as OPT
     args, mode, harness, notes = ses.args, ses.mode, ses.harness, ses.notes
     plans = P.build_plan(mode)
     for sp in plans:
@@ -286,7 +288,10 @@ def run(ses: Session) -> None:
 
 def score(ses: Session) -> tuple[list[dict], list[str], str]:
     """Every run against both references: (CSV rows, reference lines, the schedule table)."""
-    from bench import harness as H, models as M, optional as OPT, report as R
+    from bench import harness as H
+    from bench import models as M
+    from bench import optional as OPT
+    from bench import report as R
     results, notes = ses.results, ses.notes
     metrics, features = pack_module("core.metrics"), pack_module("core.digits_features")
     scorer = R.Scorer(metrics, features, features.load_digits_classifier(M.CLASSIFIER_PATH), ses.harness.decode)
@@ -335,7 +340,10 @@ def measure_overhead(ses: Session) -> dict | None:
 def write(ses: Session, rows: list[dict], reference_lines: list[str], schedule_md: str,
           overhead: dict | None) -> None:
     """CSV, plots, the markdown report (and BENCHMARKS.md with --publish), meta.json and the skip paths."""
-    from bench import harness as H, markdown as MD, plot as PL, report as R
+    from bench import harness as H
+    from bench import markdown as MD
+    from bench import plot as PL
+    from bench import report as R
     args, mode, machine, out, results = ses.args, ses.mode, ses.machine, ses.args.out, ses.results
     R.write_csv(rows, out / "benchmark.csv")
     pareto_paths = PL.plot_pareto(rows, out)

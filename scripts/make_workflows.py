@@ -20,10 +20,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import comfy_env  # noqa: E402
-import pack_loader  # noqa: E402
-import run_workflow  # noqa: E402
-import workflow_convert  # noqa: E402
+import comfy_env
+import pack_loader
+import run_workflow
+import workflow_convert
 
 sys.path.remove(str(HERE))
 

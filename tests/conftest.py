@@ -10,6 +10,6 @@ SCRIPTS = str(Path(__file__).resolve().parent.parent / "scripts")
 if SCRIPTS not in sys.path:
     sys.path.insert(0, SCRIPTS)
 
-import pack_loader  # noqa: E402
+import pack_loader
 
 pack_loader.core()

@@ -4,10 +4,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from adaptive_skip_core.draw import PALETTE, hstack
 from bench.plot import draw_pareto  # scripts/ is on sys.path (tests/conftest.py)
 from PIL import Image
-
-from adaptive_skip_core.draw import PALETTE, hstack
 
 
 def test_pareto_plot_size_series_colours_and_png_roundtrip(tmp_path):

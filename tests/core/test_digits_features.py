@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from adaptive_skip_core import digits_features as df
+
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLASSIFIER_PATH = os.path.join(PACK_DIR, "models", "digits_classifier.safetensors")
-
-
-from adaptive_skip_core import digits_features as df  # noqa: E402
 
 
 def _gaussian(n: int, d: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> np.ndarray:

@@ -6,11 +6,16 @@ import math
 
 import pytest
 import torch
-
 from adaptive_skip_core import fitness as F
 from adaptive_skip_core import schedule_search as evolution
-from adaptive_skip_core.schedule_pipeline import (MIN_GAIN, SchedulePipeline, SearchSettings, SeedSet, search_key,
-                                                  validate_finds)
+from adaptive_skip_core.schedule_pipeline import (
+    MIN_GAIN,
+    SchedulePipeline,
+    SearchSettings,
+    SeedSet,
+    search_key,
+    validate_finds,
+)
 
 SETTINGS = SearchSettings(sampler_name="dpmpp_2m", steps=5, cfg=3.0, num_seeds=8, budget=4000, seed=0, population=16,
                           top_k=4, mutation_prob=0.3, generations=25, reference_steps=200,

@@ -5,8 +5,12 @@ import math
 
 import pytest
 import torch
-
-from adaptive_skip_core.sigmas import parse_sigma_text, resample_log_sigmas, resample_log_steps, validate_sigmas
+from adaptive_skip_core.sigmas import (
+    parse_sigma_text,
+    resample_log_sigmas,
+    resample_log_steps,
+    validate_sigmas,
+)
 
 
 def test_parse_sigma_text():

@@ -1,7 +1,6 @@
 """EvoTimestepSchedule, LoadTimestepSchedule, TimestepScheduleFromText and the scheduler dropdown, in real ComfyUI."""
 from __future__ import annotations
 
-import importlib
 import json
 import time
 
@@ -323,16 +322,13 @@ def test_cancel_keeps_progress_and_the_rerun_resumes(host, library, tiny_sd15, t
 SCHEDULE_WORKFLOWS = ("evo_schedule_search.json", "evo_schedule_load.json", "evo_schedule_with_skip.json")
 
 
-def _script(name):
-    return importlib.import_module(name)  # scripts/ is on sys.path (tests/conftest.py)
-
-
 @pytest.mark.parametrize("name", SCHEDULE_WORKFLOWS)
 def test_schedule_workflows_match_their_api_twins(host, name):
     from pathlib import Path
     root = Path(__file__).resolve().parents[2] / "workflows"
     ui, api = json.loads((root / name).read_text()), json.loads((root / "api" / name).read_text())
-    converted = _script("workflow_convert").ui_to_api(ui, host.nodes.NODE_CLASS_MAPPINGS)
+    import workflow_convert  # scripts/ is on sys.path (tests/conftest.py)
+    converted = workflow_convert.ui_to_api(ui, host.nodes.NODE_CLASS_MAPPINGS)
     assert set(converted) == set(api)
     for node_id, node in api.items():
         assert converted[node_id]["class_type"] == node["class_type"]

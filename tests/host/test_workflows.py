@@ -1,7 +1,6 @@
 """Every shipped workflow converts from the UI format, validates in ComfyUI and executes headless."""
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -11,13 +10,9 @@ PACK_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((PACK_ROOT / "workflows").glob("*.json"))
 
 
-def _script(name):
-    return importlib.import_module(name)  # scripts/ is on sys.path (tests/conftest.py)
-
-
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_executes(host, workflow, tmp_path):
-    runner = _script("run_workflow")
+    import run_workflow as runner  # scripts/ is on sys.path (tests/conftest.py)
     result = runner.run(workflow, tmp_path)
     assert result["ok"]
     ui = json.loads(workflow.read_text())
@@ -28,15 +23,15 @@ def test_workflow_executes(host, workflow, tmp_path):
 
 
 def test_basic_workflow_reports_calls_and_fidelity(host, tmp_path):
-    runner = _script("run_workflow")
+    import run_workflow as runner  # scripts/ is on sys.path (tests/conftest.py)
     result = runner.run(PACK_ROOT / "workflows" / "adaptive_skip_basic.json", tmp_path)
     assert any("PSNR" in t and "model calls" in t for t in result["texts"])
     assert all(p["model_calls"] < p["sampler_calls"] for p in result["paths"]), "the default settings must skip"
 
 
 def test_ui_to_api_round_trip(host):
-    convert = _script("workflow_convert")
-    make = _script("make_workflows")
+    import make_workflows as make
+    import workflow_convert as convert
     for name, build in make.WORKFLOWS.items():
         prompt, layout = build()
         ui = json.loads((PACK_ROOT / "workflows" / name).read_text())
