@@ -20,7 +20,7 @@ import comfy.samplers
 import comfy.utils
 import folder_paths
 
-from ..core.fitness import make_fitness
+from ..core.fitness import Fitness, make_fitness
 from ..core.schedule_library import (EXTENSION, ScheduleRecord, default_name, describe, format_sigmas, load_record,
                                      now_iso, safe_name, save_record)
 from ..core.schedule_pipeline import (VALIDATED_FINDS, SchedulePipeline, SearchSettings, SeedSet,
@@ -295,15 +295,19 @@ def _warn_if_patched(model) -> None:
 
 
 def run_search(model, positive, negative, latent_image, settings: SearchSettings, candidates_per_call: int, key: str,
-               save_as: str, model_id: str) -> tuple[ScheduleRecord, str]:
+               save_as: str, model_id: str, fitness: Fitness | None = None) -> tuple[ScheduleRecord, str]:
     """The search behind EvoTimestepSchedule: references on ComfyUI's sampler, the pipeline (evolution, built-ins,
-    validation), saving. Cancel keeps the progress (a .evostate file next to the library) so running the same
-    inputs again resumes."""
+    validation), saving. `fitness` defaults to the registered one named by settings.fitness (whose identity must
+    be the one in the settings, hence in `key`). Cancel keeps the progress (a .evostate file next to the library)
+    so running the same inputs again resumes."""
     st, info = settings, model_info(model)
     started = time.perf_counter()
     shape = list(latent_image["samples"].shape[1:])
     _warn_if_patched(model)
-    fitness = make_fitness(st.fitness)
+    fitness = fitness or make_fitness(st.fitness)
+    if fitness.identity != st.fitness:
+        raise ValueError(f"fitness {fitness.identity!r} is not the one in the search settings ({st.fitness!r}); "
+                         "build SearchSettings with fitness=fitness.identity")
     baselines = {k: v.tolist() for k, v in builtin_baselines(model, st.sampler_name, st.steps).items()}
     per_sample = sampler_calls(st.sampler_name, next(iter(baselines.values()))) if baselines else None
     calls_per_candidate = (per_sample or st.steps) * st.num_seeds

@@ -362,3 +362,30 @@ def test_shipped_schedules_load_and_the_search_workflows_hit_them(host, digits):
         neg = cond.encode(prompt[node["inputs"]["negative"][0]]["inputs"]["digit"])[0]
         key = sched.search_key(model_id, pos, neg, {"samples": torch.zeros(8, 4, 4, 4)}, settings)
         assert sched.find_cached(key) is not None, f"{name}: no shipped schedule has its cache key"
+
+
+def test_another_fitness_is_not_served_the_shipped_result(host, digits):
+    """The shipped search workflow's inputs hit the shipped schedule with the default fitness, and miss it with any
+    other fitness identity (the identity is in the cache key)."""
+    from dataclasses import replace
+    from pathlib import Path
+    sched = pack_module(host, "nodes.schedule")
+    fitness = pack_module(host, "core.fitness")
+    model_id = pack_module(host, "nodes.model_identity").model_identity(digits[0])
+    prompt = json.loads((Path(__file__).resolve().parents[2] / "workflows" / "api" / "evo_schedule_search.json")
+                        .read_text())
+    inputs = next(n for n in prompt.values() if n["class_type"] == "EvoTimestepSchedule")["inputs"]
+    settings = sched.SearchSettings(**{k: v for k, v in inputs.items() if not isinstance(v, list)
+                                       and k not in ("candidates_per_call", "save_as", "reference_sampler")},
+                                    reference_sampler=sched._resolve_reference(inputs["sampler_name"],
+                                                                               inputs["reference_sampler"]))
+    _, pos, neg, _ = digits
+    latent = {"samples": torch.zeros(8, 4, 4, 4)}
+    assert settings.fitness == fitness.make_fitness().identity
+    assert sched.find_cached(sched.search_key(model_id, pos, neg, latent, settings)) is not None
+
+    class Other(fitness.LatentMSE):
+        name = "other_test_fitness"
+
+    other = replace(settings, fitness=Other().identity)
+    assert sched.find_cached(sched.search_key(model_id, pos, neg, latent, other)) is None
