@@ -2,7 +2,8 @@
 
 A fitness owns its evaluation (`score`) and its cache identity (`identity`: name plus a digest of its parameters),
 so a search run with one fitness is never served another fitness's saved result. To add one: a module with a
-`Fitness` subclass, and its name in FITNESSES (`register`).
+`Fitness` subclass decorated with `register` (FITNESSES is a core.registry.Registry of the classes), imported
+below with the built-ins.
 """
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from collections.abc import Sequence
 
 import torch
 
+from .registry import Registry
+
 
 class Fitness:
     """Base of every fitness. Subclasses set `name` and `label`, implement `score`, and list their parameters in
     `params` (everything that changes the scores: it goes into the cache key)."""
 
     name = ""
+    help = ""   # one sentence for a tooltip
     label = ""  # how a record names the metric, e.g. "latent MSE"
 
     def params(self) -> dict:
@@ -43,6 +47,7 @@ class LatentMSE(Fitness):
     signal without a feature network)."""
 
     name = "latent_mse"
+    help = "mean squared difference to the reference's samples, over all seeds and latent elements"
     label = "latent MSE"
 
     def score(self, outputs: Sequence[torch.Tensor], reference: torch.Tensor) -> list[float]:
@@ -50,15 +55,12 @@ class LatentMSE(Fitness):
 
 
 DEFAULT_FITNESS = LatentMSE.name
-FITNESSES: dict[str, type[Fitness]] = {}
+FITNESSES: Registry[type[Fitness]] = Registry("fitness")
 
 
 def register(cls: type[Fitness]) -> type[Fitness]:
     """Add a Fitness subclass to the registry under its name (usable as a class decorator)."""
-    if not cls.name or cls.name in FITNESSES and FITNESSES[cls.name] is not cls:
-        raise ValueError(f"fitness name {cls.name!r} is empty or already registered")
-    FITNESSES[cls.name] = cls
-    return cls
+    return FITNESSES.register(cls)
 
 
 register(LatentMSE)
@@ -66,6 +68,4 @@ register(LatentMSE)
 
 def make_fitness(name: str = DEFAULT_FITNESS, **params) -> Fitness:
     """The registered fitness `name` built with `params`; ValueError lists the known names."""
-    if name not in FITNESSES:
-        raise ValueError(f"unknown fitness {name!r}; known: {', '.join(sorted(FITNESSES))}")
-    return FITNESSES[name](**params)
+    return FITNESSES.get(name)(**params)

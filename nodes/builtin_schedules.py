@@ -8,7 +8,7 @@ import comfy.samplers
 import torch
 from comfy_extras.nodes_align_your_steps import AlignYourStepsScheduler
 
-from ..core.sampler_steps import calls_per_step
+from ..core.sampler_steps import calls_per_step, sampler_function_name
 from .model_identity import model_info
 
 # The host schedulers compared with a searched schedule, in this order (it is the order of the search's seeds, so
@@ -43,8 +43,7 @@ def builtin_baselines(model, sampler_name: str, steps: int) -> dict[str, torch.T
 
 def sampler_calls(sampler_name: str, sigmas: Sequence[float]) -> int | None:
     """Model calls the sampler makes for one sample over this schedule, or None when it is not fixed."""
-    function = comfy.samplers.sampler_object(sampler_name).sampler_function
-    per_step = calls_per_step(getattr(function, "__name__", ""))
+    per_step = calls_per_step(sampler_function_name(comfy.samplers.sampler_object(sampler_name)))
     if per_step is None:
         return None
     values = [float(v) for v in sigmas]

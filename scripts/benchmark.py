@@ -121,7 +121,9 @@ def run_all(harness, specs: list[P.RunSpec], repeats: int, rng: random.Random, c
 
 # The pack files whose code decides what an AdaptiveSkip or oracle run computes.
 MEASURED_CODE = ("core/config.py", "core/controller.py", "core/estimators.py", "core/reuse.py", "core/skip_path.py",
-                 "core/sampler_steps.py", "core/oracle.py", "nodes/patch.py")
+                 "core/sampler_steps.py", "core/oracle.py", "core/replay.py", "core/registry.py", "nodes/patch.py",
+                 "nodes/oracle.py", *(f"core/{d}/{f.name}" for d in ("criteria", "reuse_modes")
+                                      for f in sorted((comfy_env.PACK_ROOT / "core" / d).glob("*.py"))))
 
 
 def code_identity() -> dict[str, str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import comfy_env  # noqa: E402
+import pack_loader  # noqa: E402
 import workflow_convert  # noqa: E402
 
 sys.path.remove(str(HERE))
@@ -90,9 +91,7 @@ def render(steps: int, out_path: Path, threads: int) -> dict:
         torch.set_num_threads(threads)  # a 4x4-latent UNet gains nothing from more; a busy CPU makes them spin
 
     m = pack.NODE_CLASS_MAPPINGS
-    visualize = sys.modules[pack.__name__ + ".nodes.visualize"]
-    draw = sys.modules[pack.__name__ + ".core.draw"]
-    metrics = sys.modules[pack.__name__ + ".core.metrics"]
+    draw, metrics = pack_loader.pack_module("core.draw"), pack_loader.pack_module("core.metrics")
     model = nodes.UNETLoader().load_unet(MODEL, "default")[0]
     positive = m["AdaptiveSkipDigitsConditioning"]().encode("3")[0]
     negative = m["AdaptiveSkipDigitsConditioning"]().encode("none")[0]
@@ -114,7 +113,7 @@ def render(steps: int, out_path: Path, threads: int) -> dict:
         t2 = time.perf_counter()
         if not torch.equal(reference["samples"], full["samples"]):
             raise RuntimeError("the oracle's full-step run differs from the KSampler's; the comparison is invalid")
-        path.psnr = visualize.latent_psnr(sampled["samples"], full["samples"])
+        path.psnr = metrics.latent_psnr(sampled["samples"], full["samples"])
         rows = []
         runs = ((f"δ={delta}", path, sampled, t1 - t0), (f"oracle, {path.model_calls} calls", found, found_latent,
                                                          t2 - t1))

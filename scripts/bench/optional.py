@@ -19,8 +19,7 @@ from pack_loader import pack_module
 
 from . import plan as P
 
-# The node's batched oracle evaluation (SkipPathOracle's wrappers): H15a moves them to nodes/oracle.py.
-ORACLE_NODE = "nodes.visualize"
+ORACLE_NODE = "nodes.oracle"  # SkipPathOracle and its batched evaluation (_OracleSpec and the two wrappers)
 
 
 class OracleEvaluator:
@@ -33,7 +32,7 @@ class OracleEvaluator:
         import comfy.sample
         self.node, self.harness, self.section, self.steps = pack_module(ORACLE_NODE), harness, section, steps
         self._pe, self._sample = comfy.patcher_extension, comfy.sample
-        self.order = pack_module("core.reuse").ORDERS[reuse]
+        self.reuse = reuse
         self.seeds = seeds
         self.noise, self.latent = harness.noise[:seeds], harness.latent[:seeds]
         self.positive = [[harness.positive[0][0][:seeds], {}]]  # per-seed classes; tiled for a batch of masks
@@ -51,7 +50,7 @@ class OracleEvaluator:
     def _run(self, masks: list[list[bool]]) -> list[torch.Tensor]:
         patched = self.harness.model.clone()
         patched.model_options.setdefault("transformer_options", {})[self.node.ORACLE_KEY] = self.node._OracleSpec(
-            masks, self.seeds, self.order)
+            masks, self.seeds, self.reuse)
         patched.add_wrapper_with_key(self._pe.WrappersMP.OUTER_SAMPLE, self.node.ORACLE_KEY,
                                      self.node._oracle_outer_sample)
         patched.add_wrapper_with_key(self._pe.WrappersMP.PREDICT_NOISE, self.node.ORACLE_KEY,
