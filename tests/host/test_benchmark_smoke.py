@@ -35,9 +35,10 @@ def _rows(rows, method, **where):
     return [r for r in rows if r["method"] == method and all(r[k] == str(v) for k, v in where.items())]
 
 
-def test_smoke_finishes_quickly_and_writes_every_output(smoke_run):
-    out, rows, elapsed = smoke_run
-    assert elapsed < 60, f"smoke benchmark took {elapsed:.0f} s"
+def test_smoke_writes_every_output(smoke_run):
+    # No wall-clock limit: speed is shown by the benchmark's side-by-side ratios, never by a timed test (its size
+    # is bounded by the row count asserted below).
+    out, rows, _ = smoke_run
     for name in ("benchmark.csv", "benchmark.md", "pareto_calls.png", "pareto_wall.png", "meta.json"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     md = (out / "benchmark.md").read_text()
