@@ -237,6 +237,7 @@ def test_skip_path_and_reports_show_in_the_comfyui_page(server, playwright_api):
     extensions = _get(url + "/extensions")
     assert any(e.endswith("adaptive_skip_path.js") for e in extensions), extensions
     assert any(e.endswith("adaptive_skip_report.js") for e in extensions), extensions
+    assert any(e.endswith("adaptive_skip_seed.js") for e in extensions), extensions
     ui_workflow = json.loads(WORKFLOW.read_text())
     twin = json.loads(API_TWIN.read_text())
     with playwright_api() as pw:
@@ -249,6 +250,18 @@ def test_skip_path_and_reports_show_in_the_comfyui_page(server, playwright_api):
             # what went wrong before the pack's graph was touched, and what went wrong from then on
             startup = page_errors + page.evaluate("() => window.__adaptiveSkipToasts || []")
             n_errors, n_toasts = len(page_errors), page.evaluate("() => (window.__adaptiveSkipToasts || []).length")
+            # a newly placed search node starts with its seed "fixed" (a repeated queue hits the cache instead of
+            # searching again); a KSampler keeps the frontend's "randomize"
+            seeds = page.evaluate("""() => ['EvoTimestepSchedule', 'SkipPathOracle', 'KSampler'].map((type) => {
+                const node = window.LiteGraph.createNode(type);
+                const i = node.widgets.findIndex((w) => w.name === 'seed');
+                const before = node.widgets[i].value;
+                for (const w of node.widgets) w.afterQueued?.();
+                return [type, {mode: node.widgets[i + 1]?.value, kept: node.widgets[i].value === before}]; })""")
+            seeds = dict(seeds)
+            assert seeds["EvoTimestepSchedule"] == {"mode": "fixed", "kept": True}, seeds
+            assert seeds["SkipPathOracle"] == {"mode": "fixed", "kept": True}, seeds
+            assert seeds["KSampler"]["mode"] == "randomize" and not seeds["KSampler"]["kept"], seeds
             # the page restores its own default graph on start-up; load ours until it stays loaded
             for _ in range(10):
                 page.evaluate("async (wf) => { await window.comfyAPI.app.app.loadGraphData(wf); }", ui_workflow)
