@@ -8,12 +8,16 @@ const WIDGET = "adaptive_skip_report";
 const LINE_H = 15;
 const MAX_LINES = 14;
 
-function reportLines(text) {
-  return text.split("\n").length;
+const CHAR_W = 7.3; // 12px monospace
+
+// Lines the text takes in a box `width` px wide, long lines wrapped (white-space: pre-wrap).
+function reportLines(text, width) {
+  const perLine = Math.max(Math.floor((width - 12) / CHAR_W), 10);
+  return text.split("\n").reduce((n, line) => n + Math.max(1, Math.ceil(line.length / perLine)), 0);
 }
 
-function reportHeight(text) {
-  return Math.min(reportLines(text), MAX_LINES) * LINE_H + 10;
+function reportHeight(text, width = 320) {
+  return Math.min(reportLines(text, width), MAX_LINES) * LINE_H + 10;
 }
 
 // Preferred: a DOM widget with selectable, scrollable text.
@@ -24,21 +28,22 @@ function makeDomWidget(node) {
     "overflow:auto;box-sizing:border-box;padding:4px 6px;border-radius:4px;width:100%;pointer-events:auto;" +
     "user-select:text;";
   const state = { text: "" };
+  const width = () => Math.max((node.size?.[0] ?? 320) - 20, 100);
   const widget = node.addDOMWidget(WIDGET, "ADAPTIVE_SKIP_REPORT", box, {
     serialize: false,
     hideOnZoom: false,
-    getMinHeight: () => reportHeight(state.text),
-    getHeight: () => reportHeight(state.text),
+    getMinHeight: () => reportHeight(state.text, width()),
+    getHeight: () => reportHeight(state.text, width()),
   });
   widget.serialize = false;
-  widget.computeLayoutSize = () => ({ minHeight: reportHeight(state.text), maxHeight: reportHeight(state.text),
-    minWidth: 0 });
+  widget.computeLayoutSize = () => ({ minHeight: reportHeight(state.text, width()),
+    maxHeight: reportHeight(state.text, width()), minWidth: 0 });
   widget.adaptiveSkipReport = {
     state,
     show(text) {
       state.text = text;
       box.textContent = text;
-      box.style.height = `${reportHeight(text)}px`;
+      box.style.height = `${reportHeight(text, width())}px`;
     },
   };
   return widget;
@@ -52,7 +57,7 @@ function makeCanvasWidget(node) {
     type: "ADAPTIVE_SKIP_REPORT",
     value: null,
     serialize: false,
-    computeSize(width) { return [width, reportHeight(state.text)]; },
+    computeSize(width) { return [width, reportHeight(state.text, width)]; },
     draw(ctx, _node, width, y) {
       ctx.save();
       ctx.font = "11px monospace";
