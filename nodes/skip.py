@@ -124,6 +124,8 @@ class AdaptiveSkipModel:
                        "KSampler, KSamplerAdvanced, SamplerCustom or SamplerCustomAdvanced.",)
     FUNCTION = "patch"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["cache", "teacache", "easycache", "speed", "faster", "accelerate", "step skipping",
+                      "skip steps", "adaptive diffusion", "adaptivediffusion"]
     DESCRIPTION = ("AdaptiveDiffusion (NeurIPS 2024): skip the model call on steps where the latent trajectory is "
                    "smooth, reusing the last prediction. Logs 'AdaptiveSkip: N of M model calls' after each run.")
 
@@ -176,6 +178,7 @@ class AdaptiveSkipKSampler:
                        "plain sampling with as many steps as calls made.")
     FUNCTION = "sample"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["cache", "teacache", "speed", "faster sampling", "ksampler skip", "adaptive diffusion"]
     DESCRIPTION = "KSampler that skips model calls where the trajectory is smooth (AdaptiveDiffusion, NeurIPS 2024)."
 
     def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
@@ -251,6 +254,10 @@ class AdaptiveSkipLastPath:
     OUTPUT_TOOLTIPS = ("The latest run's SKIP_PATH.", "Its one-line summary.")
     FUNCTION = "read"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["skip path", "cache report", "model calls"]
+    DESCRIPTION = ("The SKIP_PATH of the latest run of a model patched by AdaptiveSkip Model Patch (which steps "
+                   "called the model), for the visualizer, SaveSkipPath or forced_path. Connect the sampler's LATENT "
+                   "so it runs after the sampler.")
 
     def read(self, model, latent):
         setup = model.model_options.get("transformer_options", {}).get(SETUP_KEY)
