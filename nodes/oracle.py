@@ -215,7 +215,8 @@ class SkipPathOracle:
         lowest = sum(fixed_steps(steps, warmup_steps))
         if not lowest <= budget <= steps:
             source = "match_path's computed steps" if match_path is not None else "model_calls"
-            raise ValueError(f"{source} ({budget}) must be between {lowest} (step 0 and warmup_steps {warmup_steps}) "
+            raise ValueError(f"{source} (the search's budget, {budget}) must be between {lowest} (step 0 and "
+                             f"warmup_steps {warmup_steps}) "
                              f"and steps ({steps}); change model_calls, or lower warmup_steps / raise steps")
         function_name = sampler_function_name(comfy.samplers.sampler_object(sampler_name))
         if calls_per_step(function_name) is None:
