@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import re
 import threading
 import time
@@ -153,8 +154,9 @@ class _Walk:
 
         self.execution = execution
         self.server = _Server()
-        params = __import__("inspect").signature(execution.PromptExecutor.__init__).parameters
-        kwargs = {"cache_args": {"lru": 0, "ram": 0}} if "cache_args" in params else {"cache_size": None}
+        params = inspect.signature(execution.PromptExecutor.__init__).parameters
+        kwargs = ({"cache_args": {"lru": 0, "ram": 0, "ram_inactive": 0}} if "cache_args" in params  # 0.8 / 0.33
+                  else {"cache_size": None})
         self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC, **kwargs)
 
     def run(self, prompt: dict, key: str, legal: bool, others: list[str]) -> tuple[str, str]:
