@@ -58,7 +58,8 @@ class SkipConfig:
                              "could be skipped; lower start_percent or raise end_percent")
         high, low = (float(v) for v in self.window_sigmas)
         if math.isnan(high) or math.isnan(low) or low < 0 or high < low:
-            raise ValueError(f"window_sigmas must be (highest, lowest) with highest >= lowest >= 0, got {self.window_sigmas!r}")
+            raise ValueError("window_sigmas must be (highest, lowest) with highest >= lowest >= 0, "
+                             f"got {self.window_sigmas!r}")
         object.__setattr__(self, "window_sigmas", (high, low))
         if self.forced_path is not None:
             object.__setattr__(self, "forced_path", tuple(bool(v) for v in self.forced_path))

@@ -89,7 +89,9 @@ function showReport(node, text) {
   widget.adaptiveSkipReport.show(text);
   node.adaptiveSkipReport = text;
   const want = node.computeSize?.();
-  if (want && node.size && node.setSize) node.setSize([Math.max(node.size[0], want[0], 320), Math.max(node.size[1], want[1])]);
+  if (want && node.size && node.setSize) {
+    node.setSize([Math.max(node.size[0], want[0], 320), Math.max(node.size[1], want[1])]);
+  }
   node.setDirtyCanvas?.(true, true);
 }
 

@@ -5,7 +5,8 @@
 
 Each workflow is run headless on the bundled model through ComfyUI's executor (scripts/run_workflow.py); the picture
 is what it produces: the images it saves, in a grid, above the skip path of its first AdaptiveSkip run (drawn by the
-pack's own core/draw.py) when it has one; a workflow that only previews shows a rule's skip path against the oracle's. ComfyUI is found as the tests find it.
+pack's own core/draw.py) when it has one; a workflow that only previews shows a rule's skip path against the
+oracle's. ComfyUI is found as the tests find it.
 """
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ so unchanged upstream nodes come from its cache). The outcome of every case is o
 
 - runs: validation passes and the graph executes (a case still running after CAP_SECONDS is interrupted the way
   the Cancel button does it and counted as running: e.g. a 10-million-call search budget);
-- refused: one clear error naming the input: a bad value (or empty text) refused by name; or a legal value that conflicts with
-  another input at the walk's cheap settings, refused with an error naming that other input (the user's fix);
+- refused: one clear error naming the input: a bad value (or empty text) refused by name; or a legal value that
+  conflicts with another input at the walk's cheap settings, refused with an error naming that other input (the
+  user's fix);
 - crash: anything else: an uncaught exception whose message names no input, an error in another node, or a legal
   value (inside the declared range) refused by an error that names only the input itself (its range lies).
 
@@ -67,7 +68,8 @@ CHEAP = {
 # A sink that makes the node's first output part of an executed graph (a graph runs only what outputs need).
 SINKS = {
     "MODEL": lambda out: {"KS": {"class_type": "KSampler", "inputs": dict(BASE["K"]["inputs"], model=out, steps=4)},
-                          "D": {"class_type": "AdaptiveSkipDigitsDecode", "inputs": {"samples": ["KS", 0], "upscale": 1}},
+                          "D": {"class_type": "AdaptiveSkipDigitsDecode",
+                                "inputs": {"samples": ["KS", 0], "upscale": 1}},
                           "O": {"class_type": "PreviewImage", "inputs": {"images": ["D", 0]}}},
     "LATENT": lambda out: {"D": {"class_type": "AdaptiveSkipDigitsDecode", "inputs": {"samples": out, "upscale": 1}},
                            "O": {"class_type": "PreviewImage", "inputs": {"images": ["D", 0]}}},
@@ -189,7 +191,7 @@ class _Walk:
             return "runs", f"{seconds:.1f} s"
         err = events.get("execution_error", {})
         message = f"{err.get('exception_type', '?')}: {err.get('exception_message', '')}".strip()
-        named = err.get("node_id") == T and (_names_input(message, key) or any(_names_input(message, o) for o in others))
+        named = err.get("node_id") == T and any(_names_input(message, k) for k in [key, *others])
         return _verdict(named, message, key, legal, others)
 
 
