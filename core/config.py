@@ -25,6 +25,12 @@ class SkipConfig:
     target_calls: int = 0
     forced_path: tuple[bool, ...] | None = field(default=None)
     per_sample: bool = False  # each image of a batch decides on its own latents (official: the whole batch)
+    # The start/end window (ComfyUI's convention, as EasyCache's): skipping is allowed only from start_percent to
+    # end_percent of the schedule. The node turns the percents into sigmas with model_sampling.percent_to_sigma;
+    # window_sigmas = (highest, lowest) sigma a skipped step may have. The defaults allow every step.
+    start_percent: float = 0.0
+    end_percent: float = 1.0
+    window_sigmas: tuple[float, float] = (math.inf, 0.0)
 
     def __post_init__(self) -> None:
         if not isinstance(self.threshold, (int, float)) or math.isnan(self.threshold) or self.threshold < 0:
@@ -43,8 +49,30 @@ class SkipConfig:
             raise ValueError(f"stride must be an integer >= 1 (1 computes every step), got {self.stride!r}")
         if int(self.target_calls) != self.target_calls or self.target_calls < 0:
             raise ValueError(f"target_calls must be an integer >= 0 (0 means: use the criterion), got {self.target_calls!r}")
+        for name in ("start_percent", "end_percent"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0.0 and 1.0 (a fraction of the schedule), got {value!r}")
+        if self.start_percent > self.end_percent:
+            raise ValueError(f"start_percent ({self.start_percent}) is after end_percent ({self.end_percent}): no step "
+                             "could be skipped; lower start_percent or raise end_percent")
+        high, low = (float(v) for v in self.window_sigmas)
+        if math.isnan(high) or math.isnan(low) or low < 0 or high < low:
+            raise ValueError("window_sigmas must be (highest, lowest) with highest >= lowest >= 0, "
+                             f"got {self.window_sigmas!r}")
+        object.__setattr__(self, "window_sigmas", (high, low))
         if self.forced_path is not None:
             object.__setattr__(self, "forced_path", tuple(bool(v) for v in self.forced_path))
+
+    @property
+    def windowed(self) -> bool:
+        """True when start_percent / end_percent narrow where skipping is allowed."""
+        return self.start_percent > 0.0 or self.end_percent < 1.0
+
+    def in_window(self, sigma: float) -> bool:
+        """May a step at this sigma skip? (Steps outside the start/end window always call the model.)"""
+        high, low = self.window_sigmas
+        return low <= sigma <= high
 
     @property
     def rule(self) -> criteria.Criterion:
@@ -72,4 +100,8 @@ class SkipConfig:
         if self.forced_path is not None:
             return f"replayed path, reuse={self.reuse}"
         return (f"{self.rule.describe(self)}, C_max={self.max_consecutive_skips}, warmup={self.warmup_steps}, "
-                f"reuse={self.reuse}")
+                f"reuse={self.reuse}" + (f", window {self.window_text()}" if self.windowed else ""))
+
+    def window_text(self) -> str:
+        """The start/end window as captions say it: "15%-95%"."""
+        return f"{self.start_percent:.0%}-{self.end_percent:.0%}"

@@ -57,10 +57,11 @@ class SkipController:
         self.judge.observe(step, x_measure)
         value: float | None = None
         forced = warm = False
+        outside = cfg.forced_path is None and not cfg.in_window(sigma)  # before start_percent or after end_percent
         if self.plan is not None:
-            compute = self.plan[step] if step < len(self.plan) else True
+            compute = (self.plan[step] if step < len(self.plan) else True) or outside
             warm = step < min(cfg.warmup_steps, len(self.plan)) and cfg.forced_path is None
-        elif step < self.first_judged_step or len(self.cache) == 0 or cfg.disabled:
+        elif step < self.first_judged_step or len(self.cache) == 0 or cfg.disabled or outside:
             compute, warm = True, step < self.first_judged_step
         else:
             compute, value = self.judge.wants_call(step, sigma, self.cache)

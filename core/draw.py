@@ -21,6 +21,7 @@ GRID = (228, 231, 235)
 REUSED = (226, 229, 234)  # a reused step's cell, for every path
 FORCED_MARK = (20, 20, 20)  # triangle on a call the C_max guard forced
 WARMUP = (120, 126, 134)  # band under warm-up cells
+WINDOW = (214, 39, 40)  # bar above cells outside the start/end window (they always call the model)
 SIGMA = (150, 150, 150)
 # Computed-cell / series colours, one per compared path (colour-blind-safe blue and orange first).
 PALETTE = ((31, 94, 186), (221, 107, 32), (46, 139, 87), (148, 72, 168), (200, 50, 60), (0, 150, 160),
@@ -178,8 +179,11 @@ def caption_lines(path: SkipPath, fonts: Fonts) -> tuple[str, str]:
 
 def _draw_timeline(draw: ImageDraw.ImageDraw, tl: Timeline, path: SkipPath, colour) -> None:
     sep = tl.width / max(tl.steps, 1) >= 5  # white gaps between cells when cells are wide enough to show them
+    outside = path.outside_window
     for i in range(tl.steps):
         x0, y0, x1, y1 = tl.cell(i)
+        if outside[i]:  # before start_percent or after end_percent: a bar above the cell
+            draw.rectangle([x0, y0 - 4, max(x0, x1 - (2 if sep else 1)), y0 - 2], fill=WINDOW)
         fill = colour if path.computed[i] else REUSED
         draw.rectangle([x0, y0, max(x0, x1 - (2 if sep else 1)), y1 - 1], fill=fill)
         if i < len(path.warmup) and path.warmup[i]:
@@ -341,6 +345,8 @@ def skip_path_figure(path: SkipPath, path_b: SkipPath | None = None, width: int 
         items.append(("box", f"computed ({labels[1]})", PALETTE[1]))
     items += [("box", "reused", REUSED), ("triangle", "forced by C_max", FORCED_MARK),
               ("band", "warm-up", WARMUP), ("line", fonts.sym("σ", "sigma"), SIGMA)]
+    if any(any(p.outside_window) for p in paths):
+        items.insert(-1, ("band", "outside start/end window", WINDOW))
     _legend(draw, LEFT, y, items, fonts)
     y += 24 + 20
     chart = (LEFT, y, LEFT + plot_w, y + CHART_H)

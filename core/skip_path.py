@@ -21,7 +21,8 @@ PATH_KINDS = {
     "budget": "budget path",
 }
 # SkipConfig fields stored flat in format-1 files (the config's other fields keep their defaults on load)
-CONFIG_KEYS = ("threshold", "criterion", "reuse", "max_consecutive_skips", "warmup_steps", "stride", "target_calls")
+CONFIG_KEYS = ("threshold", "criterion", "reuse", "max_consecutive_skips", "warmup_steps", "stride", "target_calls",
+               "start_percent", "end_percent", "window_sigmas")
 
 
 @dataclass
@@ -81,7 +82,15 @@ class SkipPath:
     def setting(self, delta: str = "δ") -> str:
         """The caption's first line: the rule, C_max when a rule applied it, warm-up and reuse."""
         guard = f", C_max={self.max_consecutive_skips}" if self.kind == "rule" else ""
-        return f"{self.rule(delta)}{guard}, warm-up {self.warmup_steps}, reuse {self.reuse}"
+        window = f", window {self.config.window_text()}" if self.config.windowed else ""
+        return f"{self.rule(delta)}{guard}, warm-up {self.warmup_steps}, reuse {self.reuse}{window}"
+
+    @property
+    def outside_window(self) -> list[bool]:
+        """Per step: its sigma lies outside the start/end window, so it called the model whatever the rule said."""
+        if not self.config.windowed or self.kind == "replay":
+            return [False] * self.steps
+        return [not self.config.in_window(s) for s in self.sigmas[:self.steps]]
 
     @property
     def steps(self) -> int:
@@ -123,6 +132,10 @@ class SkipPath:
         if self.psnr is not None and not math.isfinite(self.psnr):
             data["psnr"] = None
             data["identical"] = True
+        if cfg.windowed:  # only then: a run without a window keeps the exact format-1 record
+            data.update(start_percent=cfg.start_percent, end_percent=cfg.end_percent,
+                        window_sigmas=[v if math.isfinite(v) else None for v in cfg.window_sigmas],
+                        outside_window=self.outside_window)
         return data
 
     def to_json(self) -> str:
@@ -136,6 +149,8 @@ class SkipPath:
         criterion = data.get("criterion", "official")
         kind = data.get("kind", criterion if criterion in PATH_KINDS else "rule")
         settings = {k: data[k] for k in CONFIG_KEYS if k in data}
+        if "window_sigmas" in settings:
+            settings["window_sigmas"] = tuple(math.inf if v is None else v for v in settings["window_sigmas"])
         if kind != "rule":
             settings.pop("criterion", None)
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("config", "kind")}

@@ -29,6 +29,9 @@ class AdaptiveSkipCompare:
     FUNCTION = "compare"
     OUTPUT_NODE = True
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["psnr", "ssim", "compare latents", "quality", "cache quality"]
+    DESCRIPTION = ("PSNR and SSIM of a latent against a reference latent (e.g. the full-step run), shown on the "
+                   "node; with a SKIP_PATH connected the report adds its model calls and the path gets the PSNR.")
 
     def compare(self, reference, latent, skip_path=None, label=""):
         ref, out = reference["samples"].float(), latent["samples"].float()

@@ -58,6 +58,7 @@ class AdaptiveSkipDigitsConditioning:
     DESCRIPTION = ("Conditioning for the bundled digits model (adaptive_skip_digits.safetensors): a learned "
                    "embedding per digit 0-9, or 'none' for the null embedding to use as the negative.")
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["demo", "digits", "mnist", "class conditioning"]
     RETURN_TYPES = ("CONDITIONING",)
     OUTPUT_TOOLTIPS = ("Cross-attention conditioning, shape (1, 1, 768), for the bundled digits model only.",)
     FUNCTION = "encode"
@@ -83,6 +84,7 @@ class AdaptiveSkipDigitsDecode:
     DESCRIPTION = ("Decodes latents of the bundled digits model (no VAE needed): a 4x4 latent becomes an 8x8 "
                    "grey digit, shown as RGB and enlarged by nearest-neighbour upscaling.")
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["demo", "digits", "mnist", "decode"]
     RETURN_TYPES = ("IMAGE",)
     OUTPUT_TOOLTIPS = ("Images (B, 2*h*upscale, 2*w*upscale, 3) in [0, 1]; an EmptyLatentImage of 32x32 gives "
                        "8x8 digits before upscaling.",)

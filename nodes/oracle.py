@@ -20,7 +20,7 @@ import comfy.utils
 
 from ..core.config import REUSE_MODES, SkipConfig
 from ..core.metrics import latent_mse, latent_psnr
-from ..core.oracle import greedy_skip_path
+from ..core.oracle import fixed_steps, greedy_skip_path
 from ..core.replay import BatchedReplay
 from ..core.sampler_steps import calls_per_step, sampler_function_name, unsupported_reason
 from ..core.skip_path import SkipPath
@@ -202,6 +202,7 @@ class SkipPathOracle:
                        "The full-step result the search compared against.")
     FUNCTION = "search"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["optimal skip", "oracle", "skip search", "best cache steps"]
     DESCRIPTION = ("Greedy optimal skip path (AdaptiveDiffusion's oracle): starting from all steps, repeatedly skip "
                    "the step whose reuse changes the final latent least, then polish by local swaps.")
 
@@ -211,6 +212,12 @@ class SkipPathOracle:
         if reuse not in REUSE_MODES:
             raise ValueError(f"reuse must be one of {', '.join(REUSE_MODES)}; got {reuse!r}")
         budget = _budget(model_calls, match_path, steps)
+        lowest = sum(fixed_steps(steps, warmup_steps))
+        if not lowest <= budget <= steps:
+            source = "match_path's computed steps" if match_path is not None else "model_calls"
+            raise ValueError(f"{source} (the search's budget, {budget}) must be between {lowest} (step 0 and "
+                             f"warmup_steps {warmup_steps}) "
+                             f"and steps ({steps}); change model_calls, or lower warmup_steps / raise steps")
         function_name = sampler_function_name(comfy.samplers.sampler_object(sampler_name))
         if calls_per_step(function_name) is None:
             raise ValueError(f"sampler_name {sampler_name} cannot be searched: {unsupported_reason(function_name)}; "

@@ -30,6 +30,7 @@ from ..core.sigmas import parse_sigma_text, resample_log_sigmas, resample_log_st
 from .builtin_schedules import builtin_baselines, sampler_calls
 from .model_identity import conditioning_digest, model_identity, model_info
 from .schedule_runner import CandidateRunner
+from .skip_library import file_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +244,8 @@ class EvoTimestepSchedule:
                        "fitness of every built-in schedule at the same step count.")
     FUNCTION = "search"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["schedule search", "autodiffusion", "timesteps", "sigmas", "optimal steps", "few steps",
+                      "speed", "faster sampling", "align your steps"]
     DESCRIPTION = ("Evolutionary timestep-schedule search (AutoDiffusion, ICCV 2023): finds the N-step sigma schedule "
                    "whose result is closest to a 200-step reference for your model, sampler and prompt. The built-in "
                    "schedules start the search, so the result is never worse than the best of them on the fitness "
@@ -260,6 +263,9 @@ class EvoTimestepSchedule:
             population=population, top_k=top_k, mutation_prob=mutation_prob, generations=generations,
             reference_steps=reference_steps, reference_sampler=_resolve_reference(sampler_name, reference_sampler),
             validation_seeds=validation_seeds)
+        unaffordable = _budget_buys_nothing(model, settings)
+        if unaffordable is not None:
+            return unaffordable
         model_id = model_identity(model)
         key = search_key(model_id, positive, negative, latent_image, settings)
         hit = find_cached(key)
@@ -272,6 +278,25 @@ class EvoTimestepSchedule:
         record, filename = run_search(model, positive, negative, latent_image, settings, candidates_per_call, key,
                                       save_as, model_id)
         return _output(torch.tensor(record.sigmas, dtype=torch.float32), describe(record) + f"\n(saved as {filename})")
+
+
+def _budget_buys_nothing(model, st: SearchSettings) -> dict | None:
+    """When the budget cannot pay for one candidate (steps x num_seeds model calls): ComfyUI's karras schedule (or
+    the first built-in), unsearched and unscored, with a report naming the budget to set. None when it can."""
+    baselines = builtin_baselines(model, st.sampler_name, st.steps)
+    if not baselines:
+        return None
+    per_sample = sampler_calls(st.sampler_name, next(iter(baselines.values())).tolist()) or st.steps
+    cost = per_sample * st.num_seeds
+    if st.budget >= cost:
+        return None
+    name = "karras" if "karras" in baselines else next(iter(baselines))
+    sigmas = baselines[name].float()
+    note = (f"budget {st.budget} cannot pay for one candidate ({per_sample} model calls per seed x {st.num_seeds} "
+            f"num_seeds = {cost}): returned ComfyUI's {name} schedule, not searched and not scored. Raise budget "
+            f"to at least {cost} (a search needs a few hundred candidates) or lower num_seeds.")
+    logger.warning("AdaptiveSkip EvoTimestepSchedule: %s", note)
+    return _output(sigmas, format_sigmas(sigmas.tolist()) + "\n" + note)
 
 
 def _output(sigmas: torch.Tensor, report: str) -> dict:
@@ -401,6 +426,17 @@ def _model_range(model) -> tuple[float, float]:
     return float(ms.sigma_min), float(ms.sigma_max)
 
 
+def denoise_tail(sigmas: torch.Tensor, denoise: float) -> tuple[torch.Tensor, str]:
+    """KSampler's denoise convention (comfy.samplers.KSampler.set_steps): the schedule stretched in log sigma to
+    steps / denoise steps, of which the last steps + 1 sigmas are kept; denoise 0 gives an empty schedule."""
+    steps = len(sigmas) - 1
+    if denoise <= 0.0:
+        return torch.FloatTensor([]), "denoise 0: no step"
+    total = max(int(steps / denoise), steps)  # KSampler: int(steps / denoise)
+    full = resample_log_steps(sigmas, total) if total != steps else sigmas
+    return full[-(steps + 1):], f"denoise {denoise:g}: the last {steps} of {total} steps"
+
+
 class LoadTimestepSchedule:
     """SIGMAS from the schedule library, mapped to the connected model's sigma range."""
 
@@ -420,6 +456,11 @@ class LoadTimestepSchedule:
                     "(it was searched for its own step count, so expect less benefit).")}),
                 "allow_other_model_type": ("BOOLEAN", {"default": False, "tooltip": (
                     "A schedule found for another model type is refused unless this is on.")}),
+
+                "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+                    "For img2img, as KSampler's denoise: below 1 the schedule is stretched in log sigma to "
+                    "steps / denoise steps and its last steps are returned (the same number of model calls). "
+                    "1 keeps it whole; 0 returns no step.")}),
             },
         }
 
@@ -429,9 +470,15 @@ class LoadTimestepSchedule:
                        "The schedule as text, with the fitness and baselines saved with it.")
     FUNCTION = "load"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["sigmas", "schedule", "timesteps", "load schedule", "speed"]
     DESCRIPTION = "Load a schedule saved by EvoTimestepSchedule (or shipped with the pack) as SIGMAS."
 
-    def load(self, schedule, model, steps=0, allow_other_model_type=False):
+    @classmethod
+    def IS_CHANGED(cls, schedule, **_):
+        """The file's content hash: a schedule overwritten in the library is read again, not served from the cache."""
+        return file_fingerprint(library_path(schedule))
+
+    def load(self, schedule, model, steps=0, allow_other_model_type=False, denoise=1.0):
         record = load_record(library_path(schedule))
         info = model_info(model)
         if record.model_type != info.model_type and not allow_other_model_type:
@@ -440,6 +487,9 @@ class LoadTimestepSchedule:
                              "allow_other_model_type to map it to this model's sigma range anyway")
         sigmas, notes = fit_to_model(record, info.sigma_min, info.sigma_max, steps)
         sigmas = validate_sigmas(sigmas, info.sigma_min, info.sigma_max, name=f"schedule {schedule!r}")
+        if denoise < 1.0:
+            sigmas, note = denoise_tail(sigmas, denoise)
+            notes.append(note)
         text = describe(record)
         if notes:
             text = format_sigmas(sigmas.tolist()) + f"\n({'; '.join(notes)})\n" + text
@@ -460,6 +510,11 @@ class TimestepScheduleFromText:
             "optional": {
                 "model": ("MODEL", {"tooltip": (
                     "When connected, the schedule must lie inside this model's sigma range.")}),
+
+                "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+                    "For img2img, as KSampler's denoise: below 1 the schedule is stretched in log sigma to "
+                    "steps / denoise steps and its last steps are returned (the same number of model calls). "
+                    "1 keeps it whole; 0 returns no step.")}),
             },
         }
 
@@ -468,12 +523,15 @@ class TimestepScheduleFromText:
     OUTPUT_TOOLTIPS = ("The schedule as SIGMAS (steps + 1 values).", "The schedule as normalised text.")
     FUNCTION = "parse"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["sigmas", "text sigmas", "custom schedule", "paste schedule", "timesteps"]
     DESCRIPTION = "Turn a pasted list of sigmas into SIGMAS, checked for order, the final 0 and the model's range."
 
-    def parse(self, text, model=None):
+    def parse(self, text, model=None, denoise=1.0):
         values = parse_sigma_text(text, name="text")
         lo, hi = _model_range(model) if model is not None else (None, None)
         sigmas = validate_sigmas(values, lo, hi, name="text")
+        if denoise < 1.0:
+            sigmas, _ = denoise_tail(sigmas, denoise)
         return (sigmas, format_sigmas(sigmas.tolist()))
 
 

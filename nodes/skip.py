@@ -68,17 +68,46 @@ OPTIONAL_SKIP_INPUTS = {
 }
 
 
+# Last in both nodes' optional inputs (saved workflows store widget values by position).
+WINDOW_INPUTS = {
+    "start_percent": ("FLOAT", {
+        "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
+        "tooltip": "Skipping may start this far into the schedule (ComfyUI's percent convention: 0 = the first, "
+                   "noisiest step). Steps before it always call the model. 0 allows skipping from the start; "
+                   "EasyCache uses 0.15.",
+    }),
+    "end_percent": ("FLOAT", {
+        "default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
+        "tooltip": "Skipping stops this far into the schedule; later steps always call the model (the fine detail "
+                   "is made there). 1 allows skipping to the end; EasyCache uses 0.95.",
+    }),
+}
+
+
+def window_sigmas(model, start_percent: float, end_percent: float) -> tuple[float, float]:
+    """(highest, lowest) sigma a skipped step may have, by the model's own percent_to_sigma (as ComfyUI's nodes
+    with start/end percent do)."""
+    model_sampling = model.get_model_object("model_sampling")
+    return float(model_sampling.percent_to_sigma(start_percent)), float(model_sampling.percent_to_sigma(end_percent))
+
+
 def build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2,
-                 target_calls=0, forced_path: SkipPath | None = None, per_sample=False) -> SkipConfig:
+                 target_calls=0, forced_path: SkipPath | None = None, per_sample=False, model=None,
+                 start_percent=0.0, end_percent=1.0) -> SkipConfig:
     """SkipConfig from node inputs; ValueError names the input and the allowed values."""
     path = None
     if forced_path is not None:
         if not isinstance(forced_path, SkipPath):
             raise ValueError("forced_path must be a SKIP_PATH from an AdaptiveSkip node")
         path = tuple(forced_path.computed)
+    window = {}
+    if (start_percent, end_percent) != (0.0, 1.0):
+        SkipConfig(start_percent=start_percent, end_percent=end_percent)  # the percents' own errors first
+        window = dict(start_percent=float(start_percent), end_percent=float(end_percent),
+                      window_sigmas=window_sigmas(model, start_percent, end_percent))
     return SkipConfig(threshold=threshold, max_consecutive_skips=max_consecutive_skips, warmup_steps=warmup_steps,
                       criterion=criterion, reuse=reuse, stride=stride, target_calls=target_calls, forced_path=path,
-                      per_sample=bool(per_sample))
+                      per_sample=bool(per_sample), **window)
 
 
 class AdaptiveSkipModel:
@@ -88,20 +117,22 @@ class AdaptiveSkipModel:
     def INPUT_TYPES(cls):
         return {"required": {"model": ("MODEL", {"tooltip": "The model to patch; it is cloned, never modified."}),
                              **SKIP_INPUTS},
-                "optional": OPTIONAL_SKIP_INPUTS}
+                "optional": {**OPTIONAL_SKIP_INPUTS, **WINDOW_INPUTS}}
 
     RETURN_TYPES = ("MODEL",)
     OUTPUT_TOOLTIPS = ("A clone of the model that reuses or extrapolates predictions on skipped steps. Use it with "
                        "KSampler, KSamplerAdvanced, SamplerCustom or SamplerCustomAdvanced.",)
     FUNCTION = "patch"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["cache", "teacache", "easycache", "speed", "faster", "accelerate", "step skipping",
+                      "skip steps", "adaptive diffusion", "adaptivediffusion"]
     DESCRIPTION = ("AdaptiveDiffusion (NeurIPS 2024): skip the model call on steps where the latent trajectory is "
                    "smooth, reusing the last prediction. Logs 'AdaptiveSkip: N of M model calls' after each run.")
 
     def patch(self, model, threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2,
-              target_calls=0, per_sample=False, forced_path=None):
+              target_calls=0, per_sample=False, forced_path=None, start_percent=0.0, end_percent=1.0):
         config = build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse, stride,
-                              target_calls, forced_path, per_sample)
+                              target_calls, forced_path, per_sample, model, start_percent, end_percent)
         return (attach(model, SkipSetup(config=config)),)
 
 
@@ -136,6 +167,7 @@ class AdaptiveSkipKSampler:
                                         "tooltip": "Also run the full-step sampler and plain sampling with as many "
                                                    "steps as model calls made, and report the PSNR of both (costs "
                                                    "two extra runs). Off: report calls only."}),
+                **WINDOW_INPUTS,
             },
         }
 
@@ -146,15 +178,16 @@ class AdaptiveSkipKSampler:
                        "plain sampling with as many steps as calls made.")
     FUNCTION = "sample"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["cache", "teacache", "speed", "faster sampling", "ksampler skip", "adaptive diffusion"]
     DESCRIPTION = "KSampler that skips model calls where the trajectory is smooth (AdaptiveDiffusion, NeurIPS 2024)."
 
     def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
                threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2, target_calls=0,
-               per_sample=False, forced_path=None, sigmas=None, compare=False):
+               per_sample=False, forced_path=None, sigmas=None, compare=False, start_percent=0.0, end_percent=1.0):
         import latent_preview  # ComfyUI's top-level module; imported here so the pack loads without it
 
         config = build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse, stride,
-                              target_calls, forced_path, per_sample)
+                              target_calls, forced_path, per_sample, model, start_percent, end_percent)
         if sigmas is None and warmup_steps > steps:
             raise ValueError(f"warmup_steps ({warmup_steps}) is larger than steps ({steps}): nothing could be "
                              "skipped; lower warmup_steps or raise steps")
@@ -221,6 +254,10 @@ class AdaptiveSkipLastPath:
     OUTPUT_TOOLTIPS = ("The latest run's SKIP_PATH.", "Its one-line summary.")
     FUNCTION = "read"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["skip path", "cache report", "model calls"]
+    DESCRIPTION = ("The SKIP_PATH of the latest run of a model patched by AdaptiveSkip Model Patch (which steps "
+                   "called the model), for the visualizer, SaveSkipPath or forced_path. Connect the sampler's LATENT "
+                   "so it runs after the sampler.")
 
     def read(self, model, latent):
         setup = model.model_options.get("transformer_options", {}).get(SETUP_KEY)

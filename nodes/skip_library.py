@@ -1,6 +1,7 @@
 """SaveSkipPath / LoadSkipPath: keep skip paths found once (oracle, evolutionary search) and replay them later."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
@@ -25,6 +26,15 @@ def saved_paths() -> list[str]:
     return folder_paths.get_filename_list(FOLDER) if FOLDER in folder_paths.folder_names_and_paths else []
 
 
+def file_fingerprint(path: str | None) -> str:
+    """sha256 of a file's bytes ("missing" when it cannot be read): what ComfyUI's cache compares for loaders."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except (OSError, TypeError):
+        return "missing"
+
+
 class SaveSkipPath:
     """Write a SKIP_PATH as JSON into models/adaptive_skip_paths."""
 
@@ -42,6 +52,9 @@ class SaveSkipPath:
     FUNCTION = "save"
     OUTPUT_NODE = True
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["skip path", "save path"]
+    DESCRIPTION = ("Save a SKIP_PATH as JSON in models/adaptive_skip_paths, to replay later through LoadSkipPath "
+                   "and AdaptiveSkip's forced_path.")
 
     def save(self, skip_path, name):
         if not isinstance(skip_path, SkipPath) or not skip_path.steps:
@@ -68,6 +81,14 @@ class LoadSkipPath:
     OUTPUT_TOOLTIPS = ("The saved path; replay it on a run with the same steps.", "Its one-line summary.")
     FUNCTION = "load"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["skip path", "load path", "replay"]
+    DESCRIPTION = ("Load a SKIP_PATH saved by SaveSkipPath, for AdaptiveSkip's forced_path input (replay on a run "
+                   "with the same steps) or the visualizer.")
+
+    @classmethod
+    def IS_CHANGED(cls, name):
+        """The file's content hash: a path overwritten by SaveSkipPath is read again, not served from the cache."""
+        return file_fingerprint(folder_paths.get_full_path(FOLDER, name))
 
     def load(self, name):
         full = folder_paths.get_full_path(FOLDER, name)

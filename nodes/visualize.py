@@ -67,6 +67,7 @@ class SkipPathVisualizer:
                        "caption with calls, speedup and PSNR.",)
     FUNCTION = "visualize"
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["skip path", "visualize cache", "cache steps", "which steps"]
     OUTPUT_NODE = True
     DESCRIPTION = ("Draws a skip path: one cell per sampler step (computed / reused / forced by C_max / warm-up), "
                    "the estimator per step against its threshold, σ per step, and a caption. Shown on the node.")

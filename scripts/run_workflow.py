@@ -38,11 +38,11 @@ class ServerStub:
 
 
 def make_executor(execution, server):
-    # 0.3.64 takes cache_size=, 0.8.0 takes cache_args={"lru": 0, "ram": 0}
+    # 0.3.64 takes cache_size=, 0.8.0 takes cache_args={"lru": 0, "ram": 0}, 0.33 also reads "ram_inactive"
     params = inspect.signature(execution.PromptExecutor.__init__).parameters
     if "cache_args" in params:
         return execution.PromptExecutor(server, cache_type=execution.CacheType.CLASSIC,
-                                        cache_args={"lru": 0, "ram": 0})
+                                        cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
     return execution.PromptExecutor(server, cache_type=execution.CacheType.CLASSIC, cache_size=None)
 
 
