@@ -123,6 +123,7 @@ class BudgetController:
         self._nodes: list[tuple[float, torch.Tensor]] = []  # (λ, value) of the newest calls
         self._consts: list[float] = []  # measured error constants e / h^(p+1) after each gap
         self._pending_gap = False  # the next stored call ends a gap: measure its prediction error
+        self._stored_step = -1  # the step whose first call is the newest node
 
     # --- deciding ---
     def decide(self, step: int) -> bool:
@@ -187,6 +188,12 @@ class BudgetController:
         """Cache a computed call (each call of a computed step, so heun's corrector counts)."""
         if sigma <= 0:
             return
+        if self._stored_step == self._last:
+            # a later call of a multi-call step (heun's corrector, dpm_2's midpoint) is evaluated off the
+            # trajectory, next to the step's first call: as a node it would make the spacing irregular and its
+            # O(h²) offset would be amplified by the extrapolation weights
+            return
+        self._stored_step = self._last
         lam = math.log(sigma)
         value = self._value(x, denoised, sigma)
         if self._pending_gap and self._nodes and self._nodes[-1][0] > lam:

@@ -40,6 +40,8 @@ class Env:
         self.budget = importlib.import_module(f"{pack.__name__}.core.budget")
         self.steps_mod = importlib.import_module(f"{pack.__name__}.core.sampler_steps")
         self.metrics = importlib.import_module(f"{pack.__name__}.core.metrics")
+        self.patch = importlib.import_module(f"{pack.__name__}.nodes.patch")
+        self.config_mod = importlib.import_module(f"{pack.__name__}.core.config")
         from bench import models as M
         self.M = M
         self.cfg = cfg
@@ -55,7 +57,7 @@ class Env:
     def sigmas(self, scheduler: str, steps: int):
         return self.samplers.calculate_sigmas(self.model_sampling, scheduler, steps).cpu()
 
-    def run(self, sampler: str, scheduler: str, steps: int, controller=None, sigmas=None, key=None):
+    def run(self, sampler: str, scheduler: str, steps: int, controller=None, sigmas=None, key=None, pack_setup=None):
         """(samples, model calls). controller(sigmas, function_name, batch) -> object with decide/store/predict."""
         if key is not None and key in self.cache:
             return self.cache[key]
@@ -93,13 +95,27 @@ class Env:
                 return out
             return ctl.predict(x, s)
 
-        model.add_wrapper_with_key(self.pe.WrappersMP.OUTER_SAMPLE, KEY, outer)
-        model.add_wrapper_with_key(self.pe.WrappersMP.PREDICT_NOISE, KEY, predict)
+        rows = {"n": 0}
+
+        def count(executor, *args, **kwargs):
+            rows["n"] += int(args[0].shape[0])
+            return executor(*args, **kwargs)
+
+        if pack_setup is not None:
+            model = self.patch.attach(model, pack_setup)
+        else:
+            model.add_wrapper_with_key(self.pe.WrappersMP.OUTER_SAMPLE, KEY, outer)
+            model.add_wrapper_with_key(self.pe.WrappersMP.PREDICT_NOISE, KEY, predict)
+        model.add_wrapper_with_key(self.pe.WrappersMP.DIFFUSION_MODEL, KEY, count)
         sig = None if sigmas is None else torch.as_tensor(sigmas, dtype=torch.float32)
         with torch.no_grad():
             out = self.sample.sample(model, self.noise, steps, self.cfg, sampler, scheduler, self.positive,
                                      self.negative, self.latent, sigmas=sig, disable_pbar=True, seed=0)
-        res = (out.float().cpu().clone(), state["calls"], state.get("ctl"))
+        per_call = self.noise.shape[0] * (2 if self.cfg != 1.0 else 1)
+        calls = rows["n"] / per_call
+        calls = int(calls) if calls == int(calls) else calls
+        extra = state.get("ctl") if pack_setup is None else pack_setup.mailbox.last
+        res = (out.float().cpu().clone(), calls, extra)
         if key is not None:
             self.cache[key] = res
         return res
@@ -110,8 +126,24 @@ class Env:
 
 
 def load_flow_model(path: str, seeds: int):
-    """The second bundled model (H13's MNIST flow DiT loaded as SD3) and its inputs; see its loader node."""
-    raise SystemExit(f"flow model loading not wired yet: {path}")
+    """The second bundled model (an MNIST flow MMDiT loaded as SD3) and its inputs: seed i draws digit i mod 10,
+    the negative is the null row (10). `path` is the .safetensors file; its conditioning file sits beside it."""
+    import comfy.sd
+    import torch
+    from safetensors.torch import load_file
+    unet = Path(path)
+    cond_path = unet.parent.parent / (unet.stem + "_cond.safetensors")
+    if not unet.is_file() or not cond_path.is_file():
+        raise SystemExit(f"flow model or its conditioning missing: {unet}, {cond_path}")
+    model = comfy.sd.load_diffusion_model(str(unet))
+    cond = load_file(str(cond_path))
+    labels = torch.arange(seeds) % 10
+    context, pooled = cond["context"].float(), cond["pooled"].float()
+    positive = [[context[labels].clone(), {"pooled_output": pooled[labels].clone()}]]
+    negative = [[context[10:11].clone(), {"pooled_output": pooled[10:11].clone()}]]
+    latent = torch.zeros(seeds, 16, 8, 8)
+    noise = torch.cat([torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(s)) for s in range(seeds)])
+    return model, positive, negative, latent, noise
 
 
 def costs_for(env: Env, fn: str, sigmas: list[float]) -> list[int]:
@@ -126,6 +158,21 @@ def make_budget_ctl(env: Env, budget: int, adapt: float = 1.5, warmup: int = 4, 
         costs = costs_for(env, fn, sigmas)
         sp = space or env.steps_mod.reuse_space(fn, "quadratic")
         return B.BudgetController(sigmas, costs, budget, warmup=warmup, space=sp, adapt=adapt)
+    return factory
+
+
+def make_stride_ctl(env: Env, stride: int, order: int, offset: int = 0, warmup: int = 4, space: str | None = None):
+    """Fixed pattern: warm-up, then every stride-th step (shifted by offset); the extrapolation order given."""
+    B = env.budget
+
+    class Stride(B.BudgetController):
+        def _decide(self, step):
+            return not self._nodes or step < warmup or (step - warmup - offset) % stride == 0
+
+    def factory(sigmas, fn, batch):
+        costs = costs_for(env, fn, sigmas)
+        sp = space or env.steps_mod.reuse_space(fn, "quadratic")
+        return Stride(sigmas, costs, len(costs), warmup=warmup, space=sp, order=order)
     return factory
 
 
@@ -167,6 +214,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--study", default="gaps")
+    ap.add_argument("--resampled", action="store_true", help="also the sampler on the resampled schedule")
     ap.add_argument("--peers", action="store_true", help="also (b): best of the peer samplers at N = calls")
     args = ap.parse_args(argv)
     env = Env(args.model, args.seeds, 4.0)
@@ -185,8 +233,18 @@ def main(argv=None) -> int:
                            for p in PEERS)
                 line.append(f"(b) {best[0]:6.2f} {best[1]}")
             print("  ".join(line))
-            out, calls, _ = resampled(env, sampler, scheduler, args.steps, b)
-            print(f"    {'resampled schedule':34s} {env.db(out, full):6.2f}/{env.db(out, high):6.2f} [{calls}]")
+            if args.study == "stride":
+                if b != budgets[0]:
+                    break
+                for label, factory in variants(env, args.study, b, sampler):
+                    out, calls, ctl = env.run(sampler, scheduler, args.steps, controller=factory)
+                    a, a_calls, _ = fewer_steps(env, sampler, scheduler, calls)
+                    print(f"    {label:34s} {env.db(out, full):6.2f}/{env.db(out, high):6.2f} [{calls}] "
+                          f"last={'C' if ctl.computed[-1] else 'S'}  fewer {env.db(a, full):6.2f}", flush=True)
+                break
+            if args.resampled:
+                out, calls, _ = resampled(env, sampler, scheduler, args.steps, b)
+                print(f"    {'resampled schedule':34s} {env.db(out, full):6.2f}/{env.db(out, high):6.2f} [{calls}]")
             for label, factory in variants(env, args.study, b, sampler):
                 out, calls, ctl = env.run(sampler, scheduler, args.steps, controller=factory)
                 extra = ""
@@ -200,9 +258,14 @@ def main(argv=None) -> int:
 
 def variants(env: Env, study: str, b: int, sampler: str):
     if study == "rule":
-        yield "budget adapt 1 (regular log σ)", make_budget_ctl(env, b, adapt=1.0)
-        yield "budget adapt 1.5", make_budget_ctl(env, b, adapt=1.5)
-        yield "budget adapt 2", make_budget_ctl(env, b, adapt=2.0)
+        yield "budget (regular log σ, quadratic)", make_budget_ctl(env, b, adapt=1.0)
+    elif study == "stride":
+        for stride in (2, 3):
+            for offset in range(stride):
+                for order in (1, 2):
+                    for space in ("eps",):
+                        yield (f"stride {stride} off {offset} order {order} {space}",
+                               make_stride_ctl(env, stride, order, offset, space=space))
     elif study == "adapt":
         yield "budget adapt 1 (regular log σ)", make_budget_ctl(env, b, adapt=1.0)
         yield "budget adapt 1.5", make_budget_ctl(env, b, adapt=1.5)

@@ -223,3 +223,14 @@ def test_bad_arguments_name_themselves(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         BudgetController(**args)
+
+
+def test_only_the_first_call_of_a_multi_call_step_becomes_a_node():
+    """heun's corrector is evaluated off the trajectory next to the step's first call; as a node it would make the
+    extrapolation's spacing irregular, so only each computed step's first call (at its grid σ) is kept."""
+    sigmas = karras(30)
+    ctl = BudgetController(sigmas, [2] * 29 + [1], 21, warmup=2)
+    run_euler(sigmas, mixture, X0, ctl, heun=True)
+    computed = [i for i, c in enumerate(ctl.computed) if c]
+    node_lams = [lam for lam, _ in ctl._nodes]
+    assert node_lams == [math.log(sigmas[i]) for i in computed[-len(node_lams):]]
