@@ -25,6 +25,7 @@ class SkipConfig:
     target_calls: int = 0
     forced_path: tuple[bool, ...] | None = field(default=None)
     per_sample: bool = False  # each image of a batch decides on its own latents (official: the whole batch)
+    speedup: float = 2.0  # criterion "budget": spend round(steps / speedup) model calls (1 turns skipping off)
 
     def __post_init__(self) -> None:
         if not isinstance(self.threshold, (int, float)) or math.isnan(self.threshold) or self.threshold < 0:
@@ -43,6 +44,10 @@ class SkipConfig:
             raise ValueError(f"stride must be an integer >= 1 (1 computes every step), got {self.stride!r}")
         if int(self.target_calls) != self.target_calls or self.target_calls < 0:
             raise ValueError(f"target_calls must be an integer >= 0 (0 means: use the criterion), got {self.target_calls!r}")
+        if (isinstance(self.speedup, bool) or not isinstance(self.speedup, (int, float)) or math.isnan(self.speedup)
+                or math.isinf(self.speedup) or self.speedup < 1):
+            raise ValueError(f"speedup must be a finite number >= 1 (1 turns skipping off, 2 spends half the model "
+                             f"calls), got {self.speedup!r}")
         if self.forced_path is not None:
             object.__setattr__(self, "forced_path", tuple(bool(v) for v in self.forced_path))
 

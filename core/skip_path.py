@@ -21,7 +21,8 @@ PATH_KINDS = {
     "budget": "budget path",
 }
 # SkipConfig fields stored flat in format-1 files (the config's other fields keep their defaults on load)
-CONFIG_KEYS = ("threshold", "criterion", "reuse", "max_consecutive_skips", "warmup_steps", "stride", "target_calls")
+CONFIG_KEYS = ("threshold", "criterion", "reuse", "max_consecutive_skips", "warmup_steps", "stride", "target_calls",
+               "speedup")
 
 
 @dataclass
@@ -74,7 +75,7 @@ class SkipPath:
 
     def rule(self, delta: str = "δ") -> str:
         """What decided the skips, as captions say it: "official δ=0.01", "criterion stride", "replayed path"."""
-        if self.kind == "rule":
+        if self.kind == "rule" or (self.kind == "budget" and self.config.criterion == "budget"):
             return self.config.rule.caption(self.config, delta)
         return PATH_KINDS[self.kind]
 
@@ -120,6 +121,8 @@ class SkipPath:
             "kind": self.kind, "rule": self.rule(), "stride": cfg.stride, "target_calls": cfg.target_calls,
             "uses_threshold": self.uses_threshold,
         }
+        if self.kind == "budget":
+            data["speedup"] = cfg.speedup
         if self.psnr is not None and not math.isfinite(self.psnr):
             data["psnr"] = None
             data["identical"] = True

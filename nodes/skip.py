@@ -36,7 +36,7 @@ SKIP_INPUTS = {
         "tooltip": "The first steps always call the model (the official rule needs at least 4 to judge).",
     }),
     "criterion": (list(CRITERIA), {
-        "default": "official",
+        "default": "budget",  # new nodes; saved workflows store their value and keep it
         "tooltip": criteria.tooltip(),  # one sentence per registered criterion (core/criteria/)
     }),
 }
@@ -68,8 +68,20 @@ OPTIONAL_SKIP_INPUTS = {
 }
 
 
+# Appended after every other optional input (also after the KSampler's sigmas and compare): a saved workflow or
+# API prompt without it takes the Python default, and reads it only under criterion "budget".
+SPEEDUP_INPUT = {
+    "speedup": ("FLOAT", {
+        "default": 2.0, "min": 1.0, "max": 20.0, "step": 0.05, "round": 0.01,
+        "tooltip": "For criterion 'budget': spend steps / speedup model calls (warm-up included; heun counts "
+                   "calls), e.g. 2 at 50 steps spends 25. 1.0 turns skipping off. Other criteria ignore it.",
+    }),
+}
+
+
 def build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2,
-                 target_calls=0, forced_path: SkipPath | None = None, per_sample=False) -> SkipConfig:
+                 target_calls=0, forced_path: SkipPath | None = None, per_sample=False,
+                 speedup=2.0) -> SkipConfig:
     """SkipConfig from node inputs; ValueError names the input and the allowed values."""
     path = None
     if forced_path is not None:
@@ -78,7 +90,7 @@ def build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reus
         path = tuple(forced_path.computed)
     return SkipConfig(threshold=threshold, max_consecutive_skips=max_consecutive_skips, warmup_steps=warmup_steps,
                       criterion=criterion, reuse=reuse, stride=stride, target_calls=target_calls, forced_path=path,
-                      per_sample=bool(per_sample))
+                      per_sample=bool(per_sample), speedup=speedup)
 
 
 class AdaptiveSkipModel:
@@ -88,7 +100,7 @@ class AdaptiveSkipModel:
     def INPUT_TYPES(cls):
         return {"required": {"model": ("MODEL", {"tooltip": "The model to patch; it is cloned, never modified."}),
                              **SKIP_INPUTS},
-                "optional": OPTIONAL_SKIP_INPUTS}
+                "optional": {**OPTIONAL_SKIP_INPUTS, **SPEEDUP_INPUT}}
 
     RETURN_TYPES = ("MODEL",)
     OUTPUT_TOOLTIPS = ("A clone of the model that reuses or extrapolates predictions on skipped steps. Use it with "
@@ -99,9 +111,9 @@ class AdaptiveSkipModel:
                    "smooth, reusing the last prediction. Logs 'AdaptiveSkip: N of M model calls' after each run.")
 
     def patch(self, model, threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2,
-              target_calls=0, per_sample=False, forced_path=None):
+              target_calls=0, per_sample=False, forced_path=None, speedup=2.0):
         config = build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse, stride,
-                              target_calls, forced_path, per_sample)
+                              target_calls, forced_path, per_sample, speedup)
         return (attach(model, SkipSetup(config=config)),)
 
 
@@ -136,6 +148,7 @@ class AdaptiveSkipKSampler:
                                         "tooltip": "Also run the full-step sampler and plain sampling with as many "
                                                    "steps as model calls made, and report the PSNR of both (costs "
                                                    "two extra runs). Off: report calls only."}),
+                **SPEEDUP_INPUT,
             },
         }
 
@@ -150,11 +163,11 @@ class AdaptiveSkipKSampler:
 
     def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
                threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2, target_calls=0,
-               per_sample=False, forced_path=None, sigmas=None, compare=False):
+               per_sample=False, forced_path=None, sigmas=None, compare=False, speedup=2.0):
         import latent_preview  # ComfyUI's top-level module; imported here so the pack loads without it
 
         config = build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse, stride,
-                              target_calls, forced_path, per_sample)
+                              target_calls, forced_path, per_sample, speedup)
         if sigmas is None and warmup_steps > steps:
             raise ValueError(f"warmup_steps ({warmup_steps}) is larger than steps ({steps}): nothing could be "
                              "skipped; lower warmup_steps or raise steps")

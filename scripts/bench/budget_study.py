@@ -266,6 +266,9 @@ def variants(env: Env, study: str, b: int, sampler: str):
                     for space in ("eps",):
                         yield (f"stride {stride} off {offset} order {order} {space}",
                                make_stride_ctl(env, stride, order, offset, space=space))
+    elif study == "warm":
+        for w in (1, 2, 3, 4):
+            yield f"budget warm-up {w}", make_budget_ctl(env, b, adapt=1.0, warmup=w)
     elif study == "adapt":
         yield "budget adapt 1 (regular log σ)", make_budget_ctl(env, b, adapt=1.0)
         yield "budget adapt 1.5", make_budget_ctl(env, b, adapt=1.5)

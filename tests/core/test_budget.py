@@ -195,7 +195,7 @@ def test_denoised_space_extrapolates_d_itself():
             assert torch.allclose(ctl.predict(x + 5, s), torch.full_like(x, 3.0))
 
 
-@pytest.mark.parametrize("name,mode", [("sample_euler", "skip"), ("sample_dpmpp_2m", "skip"), ("sample_heun", "skip"),
+@pytest.mark.parametrize("name,mode", [("sample_euler", "skip"), ("sample_dpmpp_2m", "skip"), ("sample_ddpm", "skip"),
                                        ("sample_euler_ancestral", "skip"), ("sample_ipndm", "resample"),
                                        ("sample_lms", "resample"), ("sample_deis", "resample"),
                                        ("sample_unipc", "resample"), ("sample_dpmpp_2m_sde", "resample"),
@@ -204,6 +204,11 @@ def test_choose_mode_from_the_sampler(name, mode):
     got, why = choose_mode(name)
     assert got == mode and why
     assert name.removeprefix("sample_") in why
+
+
+def test_multi_call_samplers_resample():
+    mode, why = choose_mode("sample_heun", 2)
+    assert mode == "resample" and "2 calls per step" in why
 
 
 def test_every_brownian_tree_sampler_resamples():

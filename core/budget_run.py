@@ -1,0 +1,100 @@
+"""One run of the budget mode as the pack's patch drives it: the skip-or-resample choice, the controller with the
+SkipController interface (decide/store/predict/path), and the words the log line and the SKIP_PATH use."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .budget import BudgetController, budget_calls, choose_mode, resampled_steps
+from .config import SkipConfig
+from .skip_path import SkipPath
+
+
+def resample_schedule(sigmas: Sequence[float], steps: int) -> list[float]:
+    """The schedule with `steps` steps: its nonzero σ interpolated linearly in log σ at evenly spaced fractional
+    positions (first and last nonzero σ kept), and the final 0 kept when it ends in 0 (a split schedule that
+    stops above 0 keeps stopping there)."""
+    values = [float(s) for s in sigmas]
+    ends_in_zero = values[-1] == 0
+    body = values[:-1] if ends_in_zero else values
+    count = steps if ends_in_zero else steps + 1
+    if len(body) < 2 or count < 1:
+        return values
+    if count == 1:
+        out = body[:1]
+    else:
+        logs = [math.log(s) for s in body]
+        out = []
+        for j in range(count):
+            pos = j * (len(body) - 1) / (count - 1)
+            k = min(int(pos), len(body) - 2)
+            w = pos - k
+            out.append(math.exp(logs[k] * (1 - w) + logs[k + 1] * w))
+        out[0], out[-1] = body[0], body[-1]  # exact ends: the same σ range (and Brownian tree) as the run's own
+    return out + [0.0] if ends_in_zero else out
+
+
+@dataclass(frozen=True)
+class BudgetChoice:
+    """What a budget run does: skip on the given schedule, or sample a resampled one; and why."""
+
+    mode: str  # "skip" or "resample"
+    budget: int  # model calls to spend
+    sigmas: list[float]  # the schedule the sampler runs (resampled, or the run's own)
+    full_calls: int  # calls the unpatched run would make
+    note: str
+
+
+def choose(config: SkipConfig, function_name: str, sigmas: Sequence[float],
+           calls_in_step: Callable[[int, Sequence[float]], int]) -> BudgetChoice:
+    """Decide skip or resample for this run (from the sampler only) and word the log line's note."""
+    sigmas = [float(s) for s in sigmas]
+    steps = len(sigmas) - 1
+    full_calls = sum(calls_in_step(i, sigmas) for i in range(steps))
+    budget = budget_calls(steps, config.speedup)
+    per_step = max(calls_in_step(i, sigmas) for i in range(steps))
+    mode, why = choose_mode(function_name, per_step)
+    if mode == "resample":
+        n = min(resampled_steps(budget, per_step), steps)
+        new = resample_schedule(sigmas, n) if n < steps else sigmas
+        note = (f"budget speedup {config.speedup:g}: ran {n} of {steps} steps on the schedule resampled in log σ "
+                f"({why})")
+        return BudgetChoice("resample", sum(calls_in_step(i, new) for i in range(len(new) - 1)), new, full_calls,
+                            note)
+    note = (f"budget speedup {config.speedup:g}: {budget} model calls at regular log-σ gaps, skipped calls "
+            f"extrapolated quadratically in log σ ({why})")
+    return BudgetChoice("skip", budget, sigmas, full_calls, note)
+
+
+class BudgetSkipController:
+    """The SkipController interface over core/budget.BudgetController, recording a SKIP_PATH of kind "budget"."""
+
+    def __init__(self, config: SkipConfig, sigmas: Sequence[float], costs: Sequence[int], budget: int,
+                 space: str = "eps") -> None:
+        self.config = config
+        self.total_steps = len(sigmas) - 1
+        self.inner = BudgetController(sigmas, costs, budget, warmup=config.warmup_steps, space=space)
+        used = dataclasses.replace(config, reuse="quadratic")  # what skipped calls get, whatever `reuse` says
+        self.path = SkipPath(sigmas=[float(s) for s in sigmas], config=used, kind="budget", space=space)
+        self.path.estimator = self.inner.estimates  # filled as the run goes (measured errors land after decide)
+
+    @property
+    def first_judged_step(self) -> int:
+        return 1
+
+    def decide(self, step: int, x_measure: torch.Tensor, sigma: float) -> bool:
+        compute = self.inner.decide(step)
+        self.path.computed.append(compute)
+        self.path.forced.append(False)
+        self.path.warmup.append(compute and step < self.config.warmup_steps)
+        return compute
+
+    def store(self, x: torch.Tensor, denoised: torch.Tensor, sigma: float) -> None:
+        self.inner.store(x, denoised, sigma)
+
+    def predict(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        return self.inner.predict(x, sigma)
