@@ -77,7 +77,9 @@ class BudgetSkipController:
                  space: str = "eps") -> None:
         self.config = config
         self.total_steps = len(sigmas) - 1
-        self.inner = BudgetController(sigmas, costs, budget, warmup=config.warmup_steps, space=space)
+        # no warm-up beyond the first call: regular gaps from step 0 (a 4-call warm-up measured 4-14 dB worse at
+        # 8-10 calls of 20 steps, since it bunches calls where d barely changes); warmup_steps is not read
+        self.inner = BudgetController(sigmas, costs, budget, warmup=1, space=space)
         used = dataclasses.replace(config, reuse="quadratic")  # what skipped calls get, whatever `reuse` says
         self.path = SkipPath(sigmas=[float(s) for s in sigmas], config=used, kind="budget", space=space)
         self.path.estimator = self.inner.estimates  # filled as the run goes (measured errors land after decide)
@@ -90,7 +92,7 @@ class BudgetSkipController:
         compute = self.inner.decide(step)
         self.path.computed.append(compute)
         self.path.forced.append(False)
-        self.path.warmup.append(compute and step < self.config.warmup_steps)
+        self.path.warmup.append(step == 0)
         return compute
 
     def store(self, x: torch.Tensor, denoised: torch.Tensor, sigma: float) -> None:

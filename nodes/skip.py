@@ -33,7 +33,8 @@ SKIP_INPUTS = {
     }),
     "warmup_steps": ("INT", {
         "default": 4, "min": 0, "max": 10000,
-        "tooltip": "The first steps always call the model (the official rule needs at least 4 to judge).",
+        "tooltip": "The first steps always call the model (the official rule needs at least 4 to judge). The "
+                   "budget criterion does not read it: its calls sit at regular gaps from the first step.",
     }),
     "criterion": (list(CRITERIA), {
         "default": "budget",  # new nodes; saved workflows store their value and keep it
@@ -213,8 +214,9 @@ class AdaptiveSkipKSampler:
         fewer_db = latent_psnr(fewer, full)
         path.psnr = skip_db
         verdict = "ahead of" if skip_db > fewer_db else "behind"
+        subject = "the budget run" if path.kind == "budget" else "skipping"
         report = (f"{path.summary()}. PSNR vs the {n_steps}-step run: {skip_db:.2f} dB; {fewer_steps} plain steps "
-                  f"(same calls): {fewer_db:.2f} dB, so skipping is {verdict} fewer steps here")
+                  f"(same calls): {fewer_db:.2f} dB, so {subject} is {verdict} fewer steps here")
         logger.info(report)
         return report
 

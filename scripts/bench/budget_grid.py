@@ -50,12 +50,61 @@ def stride_calls(steps: int, stride: int, sampler: str) -> int:
     computed = WARMUP + math.ceil((steps - WARMUP) / stride)
     return 2 * computed - 1 if sampler in TWO_CALL else computed
 
+SDE_SAMPLERS = ("dpmpp_2m_sde",)
+SKIPPING = ("euler", "ddim", "dpmpp_2m", "euler_ancestral")  # where the budget mode skips (others resample)
+
+
+def cell(env, args, sampler, s, refs, pack_run):
+    """One grid cell: the budget mode and the three baselines at N = round(steps / s) calls."""
+    full, high = refs
+    steps = args.steps
+    sch = scheduler_for(sampler)
+    n = max(1, round(steps / s))
+    sde = sampler in SDE_SAMPLERS
+
+    def hi(x):
+        return env.db(x, high) if high is not None else float("nan")
+
+    if args.budget_source == "pack":
+        out, calls, path = pack_run(sampler, ("budget", sampler, s), criterion="budget", speedup=s,
+                                    warmup_steps=WARMUP)
+        mode = path.note if path is not None else "(cached)"
+    else:
+        out, calls, _ = env.run(sampler, sch, steps, controller=make_budget_ctl(env, n),
+                                key=("budget-study", sampler, s))
+        mode = "skip (study)"
+    budget = (env.db(out, full), hi(out), calls)
+    a_out, a_calls, _ = env.run(sampler, sch, steps_for_calls(sampler, n),
+                                key=("plain", sampler, sch, steps_for_calls(sampler, n)))
+    a = (env.db(a_out, full), hi(a_out), a_calls)
+    b = None
+    if high is not None:
+        peers = SDE_PEERS if sde else (("ipndm_v", "lms", "dpmpp_2m") if sch != "karras" else ODE_PEERS)
+        for p in peers:
+            po = env.run(p, sch, n, key=("plain", p, sch, n))
+            v = (hi(po[0]), env.db(po[0], full), p, po[1])
+            b = v if b is None or v[0] > b[0] else b
+    c_cands = []
+    t = steps_for_calls(sampler, n)  # "calls" counts model-call steps
+    for reuse in (("linear", "quadratic") if sampler in SKIPPING else ("linear",)):
+        o = pack_run(sampler, ("c", sampler, "calls", t, reuse), criterion="calls", target_calls=t,
+                     reuse=reuse, warmup_steps=WARMUP)
+        c_cands.append((env.db(o[0], full), hi(o[0]), o[1], f"calls {t} {reuse}"))
+    k = next((k for k in range(2, steps) if stride_calls(steps, k, sampler) <= n), None)
+    if k is not None:
+        o = pack_run(sampler, ("c", sampler, "stride", k), criterion="stride", stride=k,
+                     max_consecutive_skips=max(k - 1, 1), reuse="quadratic", warmup_steps=WARMUP)
+        c_cands.append((env.db(o[0], full), hi(o[0]), o[1], f"stride {k} quadratic"))
+    fitting = [c for c in c_cands if c[2] <= n] or c_cands
+    c = max(fitting, key=lambda c: c[0])
+    return dict(sampler=sampler, speedup=s, n=n, budget=budget, mode=mode, a=a, b=b, c=c)
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="digits")
     ap.add_argument("--samplers", default=",".join(SAMPLERS))
-    ap.add_argument("--speedups", default=",".join(f"{s:g}" for s in SPEEDUPS))
+    ap.add_argument("--speedups", default="3.85,2,3,2.5", help="in the order they are run")
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--high-steps", type=int, default=200)
@@ -87,56 +136,29 @@ def main(argv=None) -> int:
         return out
 
     rows = []
-    for sampler in args.samplers.split(","):
-        sch = scheduler_for(sampler)
-        full = env.run(sampler, sch, steps, key=("plain", sampler, sch, steps))[0]
-        sde = sampler in ("dpmpp_2m_sde",)
-        pathwise = sampler != "euler_ancestral"
-        high = high_reference(env, sch, sampler if sde else None, args.high_steps) if pathwise else None
-        save()
-        for s in (float(v) for v in args.speedups.split(",")):
-            n = max(1, round(steps / s))
-            hi = (lambda x: env.db(x, high)) if high is not None else (lambda x: float("nan"))
-            # budget mode
-            if args.budget_source == "pack":
-                out, calls, path = pack_run(sampler, ("budget", sampler, s), criterion="budget", speedup=s,
-                                            warmup_steps=WARMUP)
-                mode = (path.note if path is not None else "")
-            else:
-                out, calls, ctl = env.run(sampler, sch, steps, controller=make_budget_ctl(env, n),
-                                          key=("budget-study", sampler, s))
-                mode = "skip (study)"
-            budget = (env.db(out, full), hi(out), calls)
-            a_out, a_calls, _ = env.run(sampler, sch, steps_for_calls(sampler, n),
-                                        key=("plain", sampler, sch, steps_for_calls(sampler, n)))
-            a = (env.db(a_out, full), hi(a_out), a_calls)
-            b = None
-            if pathwise:
-                peers = SDE_PEERS if sde else (("ipndm_v", "lms", "dpmpp_2m") if sch != "karras" else ODE_PEERS)
-                best = None
-                for p in peers:
-                    po = env.run(p, sch if not sde else "karras", n, key=("plain", p, sch, n))
-                    v = (hi(po[0]), env.db(po[0], full), p, po[1])
-                    best = v if best is None or v[0] > best[0] else best
-                b = best
-            c_cands = []
-            for reuse in ("linear", "quadratic"):
-                t = steps_for_calls(sampler, n)  # "calls" counts model-call steps
-                o = pack_run(sampler, ("c", sampler, "calls", t, reuse), criterion="calls", target_calls=t,
-                             reuse=reuse, warmup_steps=WARMUP)
-                c_cands.append((env.db(o[0], full), hi(o[0]), o[1], f"calls {t} {reuse}"))
-            k = next((k for k in range(2, steps) if stride_calls(steps, k, sampler) <= n), None)
-            if k is not None:
-                o = pack_run(sampler, ("c", sampler, "stride", k), criterion="stride", stride=k,
-                             max_consecutive_skips=max(k - 1, 1), reuse="quadratic", warmup_steps=WARMUP)
-                c_cands.append((env.db(o[0], full), hi(o[0]), o[1], f"stride {k} quadratic"))
-            c = max((t for t in c_cands if t[2] <= n), key=lambda t: t[0])
-            rows.append(dict(sampler=sampler, speedup=s, n=n, budget=budget, mode=mode, a=a, b=b, c=c))
+    refs = {}
+
+    def references(sampler):
+        if sampler not in refs:
+            sch = scheduler_for(sampler)
+            full = env.run(sampler, sch, steps, key=("plain", sampler, sch, steps))[0]
+            high = None
+            if sampler != "euler_ancestral":  # fresh noise per step: no pathwise reference
+                high = high_reference(env, sch, sampler if sampler in SDE_SAMPLERS else None, args.high_steps)
+            refs[sampler] = (full, high)
+            save()
+        return refs[sampler]
+
+    # speedup-major, so a run cut short still has every sampler at the first speedups
+    for s in (float(v) for v in args.speedups.split(",")):
+        for sampler in args.samplers.split(","):
+            rows.append(cell(env, args, sampler, s, references(sampler), pack_run))
             save()
             r = rows[-1]
-            print(f"{sampler:16s} {s:4g}x N={n:2d} budget {budget[0]:6.2f}/{budget[1]:6.2f} [{budget[2]}] "
+            bud, a, b, c = r["budget"], r["a"], r["b"], r["c"]
+            print(f"{sampler:16s} {s:4g}x N={r['n']:2d} budget {bud[0]:6.2f}/{bud[1]:6.2f} [{bud[2]}] "
                   f"(a) {a[0]:6.2f}/{a[1]:6.2f} (b) {('%.2f %s' % (b[0], b[2])) if b else '-':>18s} "
-                  f"(c) {c[0]:6.2f}/{c[1]:6.2f} {c[3]}  | {mode}", flush=True)
+                  f"(c) {c[0]:6.2f}/{c[1]:6.2f} {c[3]}  | {r['mode'][:90]}", flush=True)
     print(f"\n{time.perf_counter() - t0:.0f} s\n")
     print(markdown(rows, name, args))
     return 0
@@ -156,7 +178,7 @@ def markdown(rows, name, args) -> str:
     for r in rows:
         bud, a, b, c = r["budget"], r["a"], r["b"], r["c"]
         bcell = f"{fmt(b[0])} {b[2]}" if b else "—"
-        mode = r["mode"].split(";")[0][:60]
+        mode = "resample" if "resampled" in r["mode"] else ("skip" if "skipped calls" in r["mode"] else "?")
         lines.append(f"| {r['sampler']} | {r['speedup']:g} | {bud[2]} | {fmt(bud[0])} / {fmt(bud[1])} | "
                      f"{fmt(a[0])} / {fmt(a[1])} | {bcell} | {fmt(c[0])} / {fmt(c[1])} ({c[3]}) | "
                      f"{bud[0] - a[0]:+.1f} | {bud[0] - c[0]:+.1f} | {mode} |")

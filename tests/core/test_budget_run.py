@@ -84,7 +84,7 @@ def test_controller_records_a_budget_path_and_spends_the_budget():
             assert torch.isfinite(ctl.predict(x_in, s)).all()
     path = ctl.path
     assert path.kind == "budget" and path.criterion == "budget" and path.computed_steps == 20
-    assert path.reuse == "quadratic" and path.warmup[:4] == [True] * 4
+    assert path.reuse == "quadratic" and path.warmup == [True] + [False] * 49  # warmup_steps is not read
     assert path.rule() == "budget, speedup 2.5"
     data = path.to_dict()
     assert data["speedup"] == 2.5 and data["kind"] == "budget"
