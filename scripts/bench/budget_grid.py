@@ -38,8 +38,11 @@ TWO_CALL = ("heun",)
 WARMUP = 4
 
 
+SCHEDULER = {"default": "karras"}  # --scheduler
+
+
 def scheduler_for(sampler: str) -> str:
-    return "ddim_uniform" if sampler == "ddim" else "karras"
+    return "ddim_uniform" if sampler == "ddim" else SCHEDULER["default"]
 
 
 def steps_for_calls(sampler: str, calls: int) -> int:
@@ -79,7 +82,7 @@ def cell(env, args, sampler, s, refs, pack_run):
     a = (env.db(a_out, full), hi(a_out), a_calls)
     b = None
     if high is not None:
-        peers = SDE_PEERS if sde else (("ipndm_v", "lms", "dpmpp_2m") if sch != "karras" else ODE_PEERS)
+        peers = SDE_PEERS if sde else (("ipndm_v", "lms", "dpmpp_2m") if sampler == "ddim" else ODE_PEERS)
         for p in peers:
             po = env.run(p, sch, n, key=("plain", p, sch, n))
             v = (hi(po[0]), env.db(po[0], full), p, po[1])
@@ -108,6 +111,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--high-steps", type=int, default=200)
+    ap.add_argument("--scheduler", default="karras", help="scheduler of every sampler but ddim (ddim_uniform)")
+    ap.add_argument("--cfg", type=float, default=4.0)
     ap.add_argument("--budget-source", choices=("pack", "study"), default="pack",
                     help="pack: criterion 'budget' through nodes.patch.attach; study: core/budget.py's controller "
                          "through the study's own wrapper (before the pack exposes the mode)")
@@ -115,7 +120,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=HERE.parents[1] / "results")
     args = ap.parse_args(argv)
     import torch
-    env = Env(args.model, args.seeds, 4.0)
+    SCHEDULER["default"] = args.scheduler
+    env = Env(args.model, args.seeds, args.cfg)
     name = "digits" if args.model == "digits" else Path(args.model).stem
     args.out.mkdir(parents=True, exist_ok=True)
     cache_path = args.out / f"budget_grid_{name}.pt"
@@ -169,7 +175,8 @@ def fmt(v: float) -> str:
 
 
 def markdown(rows, name, args) -> str:
-    lines = [f"#### {name}: {args.seeds} seeds, {args.steps} steps, cfg 4; PSNR dB vs the 50-step output / vs the "
+    lines = [f"#### {name}: {args.seeds} seeds, {args.steps} steps ({args.scheduler}; ddim: ddim_uniform), cfg "
+             f"{args.cfg:g}; PSNR dB vs the {args.steps}-step output / vs the "
              "high-accuracy reference",
              "",
              "| sampler | speedup | calls | budget mode | (a) same sampler | (b) best sampler (vs ref) | "
