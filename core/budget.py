@@ -38,6 +38,10 @@ import torch
 from .reuse_modes import lagrange_weights
 
 EXTRAPOLATION_ORDER = 2  # p: quadratic in log σ
+# The axis of gaps and extrapolation: log σ for models whose sampler state is x0 + σ·ε (eps / v prediction, where
+# log σ is minus half the log-SNR), σ itself for flow models (x = (1 - σ)·x0 + σ·ε, whose velocity d is designed
+# to be smooth in σ = t, and where log σ crowds every call into the last few steps of the schedule).
+ABSCISSAE = ("log", "sigma")
 ADAPT_LIMIT = 1.0  # > 1: the error control may shorten a gap by this factor (measured worse, so off)
 
 # Order of accuracy of each ComfyUI sampler function (a property of the method; ComfyUI 0.3.64 defaults).
@@ -112,7 +116,8 @@ class BudgetController:
     """
 
     def __init__(self, sigmas: Sequence[float], costs: Sequence[int], budget: int, warmup: int = 1,
-                 space: str = "eps", adapt: float = ADAPT_LIMIT, order: int = EXTRAPOLATION_ORDER) -> None:
+                 space: str = "eps", adapt: float = ADAPT_LIMIT, order: int = EXTRAPOLATION_ORDER,
+                 abscissa: str = "log") -> None:
         self.sigmas = [float(s) for s in sigmas]
         self.costs = [int(c) for c in costs]
         if len(self.costs) != len(self.sigmas) - 1:
@@ -121,10 +126,13 @@ class BudgetController:
             raise ValueError(f"budget must be at least 1 model call, got {budget}")
         if space not in ("eps", "denoised"):
             raise ValueError(f"space must be 'eps' or 'denoised', got {space!r}")
+        if abscissa not in ABSCISSAE:
+            raise ValueError(f"abscissa must be one of {', '.join(ABSCISSAE)}, got {abscissa!r}")
         if adapt < 1:
             raise ValueError(f"adapt must be >= 1 (1 keeps gaps regular), got {adapt}")
         self.budget, self.warmup, self.space, self.adapt, self.order = int(budget), int(warmup), space, adapt, order
-        self.lams = [math.log(s) if s > 0 else -math.inf for s in self.sigmas]
+        self.abscissa = abscissa
+        self.lams = [self._at(s) for s in self.sigmas]
         self.spent = 0
         self.computed: list[bool] = []
         self.estimates: list[float | None] = []  # per step: measured error (computed) or estimated (skipped)
@@ -178,6 +186,12 @@ class BudgetController:
         # stretch would push calls to the end, where they pile up once the steps left run short)
         return min(max(f, 1.0 / self.adapt), 1.0)
 
+    def _at(self, sigma: float) -> float:
+        """Where σ sits on the axis gaps are regular in and extrapolation runs along."""
+        if self.abscissa == "sigma":
+            return sigma
+        return math.log(sigma) if sigma > 0 else -math.inf
+
     # --- caching and predicting ---
     def _value(self, x: torch.Tensor, denoised: torch.Tensor, sigma: float) -> torch.Tensor:
         return ((x - denoised) / sigma).detach().float() if self.space == "eps" else denoised.detach().float()
@@ -203,7 +217,7 @@ class BudgetController:
             # O(h²) offset would be amplified by the extrapolation weights
             return
         self._stored_step = self._last
-        lam = math.log(sigma)
+        lam = self._at(sigma)
         value = self._value(x, denoised, sigma)
         if self._pending_gap and self._nodes and self._nodes[-1][0] > lam:
             # the prediction the skipped steps extrapolated, measured against the real call at the gap's end
@@ -225,7 +239,7 @@ class BudgetController:
             raise RuntimeError("no computed call is cached yet; the first step of a run must call the model")
         if sigma <= 0:
             return x if self.space == "eps" else self._nodes[-1][1].to(x.dtype)
-        value = self._extrapolate(math.log(sigma))
+        value = self._extrapolate(self._at(sigma))
         if self.space == "denoised":
             return value.to(x.dtype)
         return (x.float() - sigma * value).to(x.dtype)
@@ -234,7 +248,7 @@ class BudgetController:
         """Free error estimate at σ: relative gap between the order-p and order-(p-1) extrapolations."""
         if len(self._nodes) < 2 or sigma <= 0:
             return None
-        lam = math.log(sigma)
+        lam = self._at(sigma)
         hi = self._extrapolate(lam)
         lo = self._extrapolate(lam, min(self.order, len(self._nodes) - 1) - 1)
         return float(rel_err(lo, hi).mean())

@@ -14,6 +14,13 @@ from .config import SkipConfig
 from .skip_path import SkipPath
 
 
+def abscissa_for(signal_scale_at_half: float) -> str:
+    """The budget's axis from the model family: the sampler state is α(σ)·x0 + σ·ε; α ≡ 1 (eps / v prediction,
+    k-diffusion's VE form) -> log σ; α(σ) = 1 - σ (flow models) -> σ. `signal_scale_at_half` is α(0.5), read
+    from ComfyUI's model_sampling.noise_scaling by the patch."""
+    return "log" if abs(signal_scale_at_half - 1.0) < 1e-6 else "sigma"
+
+
 def resample_schedule(sigmas: Sequence[float], steps: int) -> list[float]:
     """The schedule with `steps` steps: its nonzero σ interpolated linearly in log σ at evenly spaced fractional
     positions (first and last nonzero σ kept), and the final 0 kept when it ends in 0 (a split schedule that
@@ -74,12 +81,12 @@ class BudgetSkipController:
     """The SkipController interface over core/budget.BudgetController, recording a SKIP_PATH of kind "budget"."""
 
     def __init__(self, config: SkipConfig, sigmas: Sequence[float], costs: Sequence[int], budget: int,
-                 space: str = "eps") -> None:
+                 space: str = "eps", abscissa: str = "log") -> None:
         self.config = config
         self.total_steps = len(sigmas) - 1
         # no warm-up beyond the first call: regular gaps from step 0 (a 4-call warm-up measured 4-14 dB worse at
         # 8-10 calls of 20 steps, since it bunches calls where d barely changes); warmup_steps is not read
-        self.inner = BudgetController(sigmas, costs, budget, warmup=1, space=space)
+        self.inner = BudgetController(sigmas, costs, budget, warmup=1, space=space, abscissa=abscissa)
         used = dataclasses.replace(config, reuse="quadratic")  # what skipped calls get, whatever `reuse` says
         self.path = SkipPath(sigmas=[float(s) for s in sigmas], config=used, kind="budget", space=space)
         self.path.estimator = self.inner.estimates  # filled as the run goes (measured errors land after decide)

@@ -17,7 +17,7 @@ import torch
 import comfy.model_patcher
 import comfy.patcher_extension
 
-from ..core.budget_run import BudgetChoice, BudgetSkipController, choose as choose_budget
+from ..core.budget_run import BudgetChoice, BudgetSkipController, abscissa_for, choose as choose_budget
 from ..core.config import SkipConfig
 from ..core.controller import SkipController
 from ..core.skip_path import SkipPath, merge_per_sample
@@ -198,12 +198,22 @@ def _budget_choice(setup: SkipSetup, sampler, sigmas: list[float]) -> BudgetChoi
     return choose_budget(config, function_name, sigmas, calls_in_step)
 
 
+def _signal_scale(model_sampling) -> float:
+    """α(0.5) of the model family's state x = α(σ)·x0 + σ·ε (1 for eps/v models, 0.5 for flow models)."""
+    try:
+        one = torch.ones(1, 1)
+        return float(model_sampling.noise_scaling(torch.tensor([0.5]), torch.zeros_like(one), one).flatten()[0])
+    except (AttributeError, TypeError, RuntimeError):  # an unusual model_sampling: keep the log σ axis
+        return 1.0
+
+
 def _controllers_for(state: RunState, batch: int, scheduler: str) -> list[SkipController]:
     if state.budget is not None:
         # one plan for the whole batch: every call serves every image, so per-image plans would overspend
         costs = [state.calls_in_step(i, state.sigmas) for i in range(len(state.sigmas) - 1)]
         budget = BudgetSkipController(state.config, state.sigmas, costs, state.budget.budget,
-                                      reuse_space(state.function_name, "quadratic"))
+                                      reuse_space(state.function_name, "quadratic"),
+                                      abscissa_for(_signal_scale(state.model_sampling)))
         budget.path.sampler, budget.path.scheduler = state.function_name.removeprefix("sample_"), scheduler
         return [budget]
     count = batch if state.config.per_sample else 1

@@ -97,8 +97,8 @@ class Env:
 
         rows = {"n": 0}
 
-        def count(executor, *args, **kwargs):
-            rows["n"] += int(args[0].shape[0])
+        def count_call(executor, *args, **kwargs):
+            rows["n"] += 1
             return executor(*args, **kwargs)
 
         if pack_setup is not None:
@@ -106,14 +106,14 @@ class Env:
         else:
             model.add_wrapper_with_key(self.pe.WrappersMP.OUTER_SAMPLE, KEY, outer)
             model.add_wrapper_with_key(self.pe.WrappersMP.PREDICT_NOISE, KEY, predict)
-        model.add_wrapper_with_key(self.pe.WrappersMP.DIFFUSION_MODEL, KEY, count)
+        # counted at the innermost PREDICT_NOISE wrapper: one CFG evaluation that really reaches the model (the
+        # DIFFUSION_MODEL wrapper is not reached by every model family on ComfyUI 0.3.64, e.g. SD3)
+        model.add_wrapper_with_key(self.pe.WrappersMP.PREDICT_NOISE, KEY + "_count", count_call)
         sig = None if sigmas is None else torch.as_tensor(sigmas, dtype=torch.float32)
         with torch.no_grad():
             out = self.sample.sample(model, self.noise, steps, self.cfg, sampler, scheduler, self.positive,
                                      self.negative, self.latent, sigmas=sig, disable_pbar=True, seed=0)
-        per_call = self.noise.shape[0] * (2 if self.cfg != 1.0 else 1)
-        calls = rows["n"] / per_call
-        calls = int(calls) if calls == int(calls) else calls
+        calls = rows["n"]
         extra = state.get("ctl") if pack_setup is None else pack_setup.mailbox.last
         res = (out.float().cpu().clone(), calls, extra)
         if key is not None:
@@ -151,13 +151,14 @@ def costs_for(env: Env, fn: str, sigmas: list[float]) -> list[int]:
     return [per(i, sigmas) for i in range(len(sigmas) - 1)]
 
 
-def make_budget_ctl(env: Env, budget: int, adapt: float = 1.5, warmup: int = 4, space: str | None = None):
+def make_budget_ctl(env: Env, budget: int, adapt: float = 1.0, warmup: int = 1, space: str | None = None,
+                    abscissa: str = "log"):
     B = env.budget
 
     def factory(sigmas, fn, batch):
         costs = costs_for(env, fn, sigmas)
         sp = space or env.steps_mod.reuse_space(fn, "quadratic")
-        return B.BudgetController(sigmas, costs, budget, warmup=warmup, space=sp, adapt=adapt)
+        return B.BudgetController(sigmas, costs, budget, warmup=warmup, space=sp, adapt=adapt, abscissa=abscissa)
     return factory
 
 
@@ -213,15 +214,17 @@ def main(argv=None) -> int:
     ap.add_argument("--budgets", default="13,17,20,25")
     ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--study", default="gaps")
+    ap.add_argument("--study", default="rule")
+    ap.add_argument("--scheduler", default="karras")
+    ap.add_argument("--cfg", type=float, default=4.0)
     ap.add_argument("--resampled", action="store_true", help="also the sampler on the resampled schedule")
     ap.add_argument("--peers", action="store_true", help="also (b): best of the peer samplers at N = calls")
     args = ap.parse_args(argv)
-    env = Env(args.model, args.seeds, 4.0)
+    env = Env(args.model, args.seeds, args.cfg)
     budgets = [int(b) for b in args.budgets.split(",")]
     t0 = time.perf_counter()
     for sampler in args.samplers.split(","):
-        scheduler = "ddim_uniform" if sampler == "ddim" else "karras"
+        scheduler = "ddim_uniform" if sampler == "ddim" else args.scheduler
         full = env.run(sampler, scheduler, args.steps, key=("plain", sampler, scheduler, args.steps))[0]
         high = high_reference(env, scheduler, sampler if sampler in SDE else None)
         print(f"\n## {sampler}/{scheduler}: full vs high {env.db(full, high):.2f} dB")
@@ -269,6 +272,9 @@ def variants(env: Env, study: str, b: int, sampler: str):
     elif study == "warm":
         for w in (1, 2, 3, 4):
             yield f"budget warm-up {w}", make_budget_ctl(env, b, adapt=1.0, warmup=w)
+    elif study == "axis":
+        yield "budget log σ", make_budget_ctl(env, b)
+        yield "budget σ", make_budget_ctl(env, b, abscissa="sigma")
     elif study == "adapt":
         yield "budget adapt 1 (regular log σ)", make_budget_ctl(env, b, adapt=1.0)
         yield "budget adapt 1.5", make_budget_ctl(env, b, adapt=1.5)

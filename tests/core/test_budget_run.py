@@ -91,3 +91,35 @@ def test_controller_records_a_budget_path_and_spends_the_budget():
     back = SkipPath.from_dict(data)
     assert back.config.speedup == 2.5 and back.computed == path.computed
     assert any(v is not None and math.isfinite(v) for v in path.estimator)
+
+
+def test_the_axis_follows_the_model_family():
+    from adaptive_skip_core.budget_run import abscissa_for
+    assert abscissa_for(1.0) == "log"  # eps / v prediction: x = x0 + σ·ε
+    assert abscissa_for(0.5) == "sigma"  # flow: x = (1 - σ)·x0 + σ·ε
+
+
+def test_flow_axis_spaces_calls_evenly_in_sigma_and_reproduces_a_quadratic_velocity():
+    from adaptive_skip_core.budget import BudgetController
+    sig = [1.0 - i / 40 for i in range(40)] + [0.0]  # a flow-like schedule, uniform in σ = t
+    a, b, c = torch.tensor([0.3]), torch.tensor([0.5]), torch.tensor([-0.2])
+
+    def den(x, s):
+        return x - s * (a + b * s + c * s * s)
+
+    ctl = BudgetController(sig, [1] * 40, 10, warmup=3, abscissa="sigma")  # 3 nodes before the first gap
+    x = torch.zeros(1, 1, dtype=torch.float64)
+    full = x.clone()
+    for i in range(40):
+        s, s_next = sig[i], sig[i + 1]
+        full = full + (s_next - s) * (full - den(full, s)) / s
+        if ctl.decide(i):
+            d = den(x, s)
+            ctl.store(x, d, s)
+        else:
+            d = ctl.predict(x, s)
+        x = x + (s_next - s) * (x - d) / s
+    steps = [i for i, comp in enumerate(ctl.computed) if comp]
+    gaps = [q - p for p, q in zip(steps, steps[1:])]
+    assert sum(ctl.computed) == 10 and max(gaps[2:]) - min(gaps[2:]) <= 1
+    assert torch.allclose(x, full, atol=1e-9)
