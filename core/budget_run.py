@@ -21,7 +21,12 @@ def abscissa_for(signal_scale_at_half: float) -> str:
     return "log" if abs(signal_scale_at_half - 1.0) < 1e-6 else "sigma"
 
 
-def resample_schedule(sigmas: Sequence[float], steps: int) -> list[float]:
+# Samplers whose KSampler schedule is built for one step more and loses its penultimate σ (ComfyUI's
+# DISCARD_PENULTIMATE_SIGMA_SAMPLERS): their σ_k sit at k / S of the untrimmed ramp, not k / (S - 1).
+TRIMMED = frozenset({"sample_unipc", "sample_unipc_bh2", "sample_dpm_2", "sample_dpm_2_ancestral"})
+
+
+def resample_schedule(sigmas: Sequence[float], steps: int, trimmed: bool = False) -> list[float]:
     """The schedule with `steps` steps: its nonzero σ interpolated linearly in log σ at evenly spaced fractional
     positions (first and last nonzero σ kept), and the final 0 kept when it ends in 0 (a split schedule that
     stops above 0 keeps stopping there)."""
@@ -37,11 +42,14 @@ def resample_schedule(sigmas: Sequence[float], steps: int) -> list[float]:
         logs = [math.log(s) for s in body]
         out = []
         for j in range(count):
-            pos = j * (len(body) - 1) / (count - 1)
+            # trimmed: σ_j of the N-step schedule sits at j / N of the ramp, i.e. at index j·S/N of the S kept σ
+            pos = j * len(body) / count if trimmed else j * (len(body) - 1) / (count - 1)
             k = min(int(pos), len(body) - 2)
             w = pos - k
             out.append(math.exp(logs[k] * (1 - w) + logs[k + 1] * w))
-        out[0], out[-1] = body[0], body[-1]  # exact ends: the same σ range (and Brownian tree) as the run's own
+        out[0] = body[0]
+        if not trimmed:
+            out[-1] = body[-1]  # exact ends: the same σ range (and Brownian tree) as the run's own
     return out + [0.0] if ends_in_zero else out
 
 
@@ -67,7 +75,7 @@ def choose(config: SkipConfig, function_name: str, sigmas: Sequence[float],
     mode, why = choose_mode(function_name, per_step)
     if mode == "resample":
         n = min(resampled_steps(budget, per_step), steps)
-        new = resample_schedule(sigmas, n) if n < steps else sigmas
+        new = resample_schedule(sigmas, n, function_name in TRIMMED) if n < steps else sigmas
         note = (f"budget speedup {config.speedup:g}: ran {n} of {steps} steps on the schedule resampled in log σ "
                 f"({why})")
         return BudgetChoice("resample", sum(calls_in_step(i, new) for i in range(len(new) - 1)), new, full_calls,

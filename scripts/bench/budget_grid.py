@@ -116,7 +116,8 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-source", choices=("pack", "study"), default="pack",
                     help="pack: criterion 'budget' through nodes.patch.attach; study: core/budget.py's controller "
                          "through the study's own wrapper (before the pack exposes the mode)")
-    ap.add_argument("--fresh-budget", action="store_true")
+    ap.add_argument("--fresh-budget", nargs="?", const="all", default="",
+                    help="re-sample the budget cells (of these comma-separated samplers; all without a value)")
     ap.add_argument("--out", type=Path, default=HERE.parents[1] / "results")
     args = ap.parse_args(argv)
     import torch
@@ -127,7 +128,8 @@ def main(argv=None) -> int:
     cache_path = args.out / f"budget_grid_{name}.pt"
     cache = torch.load(cache_path, weights_only=False) if cache_path.is_file() else {}
     if args.fresh_budget:
-        cache = {k: v for k, v in cache.items() if k[0] != "budget"}
+        fresh = None if args.fresh_budget == "all" else set(args.fresh_budget.split(","))
+        cache = {k: v for k, v in cache.items() if k[0] != "budget" or (fresh is not None and k[1] not in fresh)}
     env.cache = cache
     steps = args.steps
     t0 = time.perf_counter()

@@ -123,3 +123,17 @@ def test_flow_axis_spaces_calls_evenly_in_sigma_and_reproduces_a_quadratic_veloc
     gaps = [q - p for p, q in zip(steps, steps[1:])]
     assert sum(ctl.computed) == 10 and max(gaps[2:]) - min(gaps[2:]) <= 1
     assert torch.allclose(x, full, atol=1e-9)
+
+
+def test_a_trimmed_schedule_resamples_to_the_trimmed_schedule_with_fewer_steps():
+    """uni_pc / dpm_2 get KSampler's (N + 1)-step schedule without its penultimate σ; resampling the 50-step one
+    must give the 13-step one, or "fewer steps" would not be the sampler's own fewer steps."""
+    def ramp(u, lo=0.03, hi=14.6, rho=7.0):
+        return (hi ** (1 / rho) + u * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+
+    trimmed_50 = [ramp(k / 50) for k in range(50)] + [0.0]
+    got = resample_schedule(trimmed_50, 13, trimmed=True)
+    want = [ramp(k / 13) for k in range(13)] + [0.0]
+    assert len(got) == 14 and all(abs(g / w - 1) < 1e-3 for g, w in zip(got[:-1], want[:-1]))
+    cfg = SkipConfig(criterion="budget", speedup=3.85)
+    assert choose(cfg, "sample_unipc", trimmed_50, one_call).sigmas == got
