@@ -26,8 +26,10 @@ def abscissa_for(signal_scale_at_half: float) -> str:
 TRIMMED = frozenset({"sample_unipc", "sample_unipc_bh2", "sample_dpm_2", "sample_dpm_2_ancestral"})
 
 
-def resample_schedule(sigmas: Sequence[float], steps: int, trimmed: bool = False) -> list[float]:
-    """The schedule with `steps` steps: its nonzero σ interpolated linearly in log σ at evenly spaced fractional
+def resample_schedule(sigmas: Sequence[float], steps: int, trimmed: bool = False,
+                      axis: str = "log") -> list[float]:
+    """The schedule with `steps` steps: its nonzero σ interpolated linearly in log σ (in σ on the flow axis) at evenly
+    spaced fractional
     positions (first and last nonzero σ kept), and the final 0 kept when it ends in 0 (a split schedule that
     stops above 0 keeps stopping there)."""
     values = [float(s) for s in sigmas]
@@ -39,14 +41,15 @@ def resample_schedule(sigmas: Sequence[float], steps: int, trimmed: bool = False
     if count == 1:
         out = body[:1]
     else:
-        logs = [math.log(s) for s in body]
+        logs = [math.log(s) for s in body] if axis == "log" else list(body)
         out = []
         for j in range(count):
             # trimmed: σ_j of the N-step schedule sits at j / N of the ramp, i.e. at index j·S/N of the S kept σ
             pos = j * len(body) / count if trimmed else j * (len(body) - 1) / (count - 1)
             k = min(int(pos), len(body) - 2)
             w = pos - k
-            out.append(math.exp(logs[k] * (1 - w) + logs[k + 1] * w))
+            value = logs[k] * (1 - w) + logs[k + 1] * w
+            out.append(math.exp(value) if axis == "log" else value)
         out[0] = body[0]
         if not trimmed:
             out[-1] = body[-1]  # exact ends: the same σ range (and Brownian tree) as the run's own
@@ -62,10 +65,11 @@ class BudgetChoice:
     sigmas: list[float]  # the schedule the sampler runs (resampled, or the run's own)
     full_calls: int  # calls the unpatched run would make
     note: str
+    axis: str = "log"  # the axis gaps, extrapolation and resampling use (abscissa_for)
 
 
 def choose(config: SkipConfig, function_name: str, sigmas: Sequence[float],
-           calls_in_step: Callable[[int, Sequence[float]], int]) -> BudgetChoice:
+           calls_in_step: Callable[[int, Sequence[float]], int], axis: str = "log") -> BudgetChoice:
     """Decide skip or resample for this run (from the sampler only) and word the log line's note."""
     sigmas = [float(s) for s in sigmas]
     steps = len(sigmas) - 1
@@ -75,14 +79,16 @@ def choose(config: SkipConfig, function_name: str, sigmas: Sequence[float],
     mode, why = choose_mode(function_name, per_step)
     if mode == "resample":
         n = min(resampled_steps(budget, per_step), steps)
-        new = resample_schedule(sigmas, n, function_name in TRIMMED) if n < steps else sigmas
-        note = (f"budget speedup {config.speedup:g}: ran {n} of {steps} steps on the schedule resampled in log σ "
+        new = resample_schedule(sigmas, n, function_name in TRIMMED, axis) if n < steps else sigmas
+        note = (f"budget speedup {config.speedup:g}: ran {n} of {steps} steps on the schedule resampled in "
+                f"{'log σ' if axis == 'log' else 'σ'} "
                 f"({why})")
         return BudgetChoice("resample", sum(calls_in_step(i, new) for i in range(len(new) - 1)), new, full_calls,
-                            note)
-    note = (f"budget speedup {config.speedup:g}: {budget} model calls at regular log-σ gaps, skipped calls "
-            f"extrapolated quadratically in log σ ({why})")
-    return BudgetChoice("skip", budget, sigmas, full_calls, note)
+                            note, axis)
+    where = "log σ" if axis == "log" else "σ"
+    note = (f"budget speedup {config.speedup:g}: {budget} model calls at regular {where} gaps, skipped calls "
+            f"extrapolated quadratically in {where} ({why})")
+    return BudgetChoice("skip", budget, sigmas, full_calls, note, axis)
 
 
 class BudgetSkipController:

@@ -186,7 +186,7 @@ def _new_run(guider, setup: SkipSetup, sampler, sigmas: list[float]) -> RunState
     return state
 
 
-def _budget_choice(setup: SkipSetup, sampler, sigmas: list[float]) -> BudgetChoice | None:
+def _budget_choice(guider, setup: SkipSetup, sampler, sigmas: list[float]) -> BudgetChoice | None:
     """For criterion "budget": skip or resample (and the schedule to run); None when the run cannot skip."""
     config = setup.config
     if config.criterion != "budget" or config.disabled or config.forced_path is not None:
@@ -195,7 +195,8 @@ def _budget_choice(setup: SkipSetup, sampler, sigmas: list[float]) -> BudgetChoi
     calls_in_step = calls_per_step(function_name)
     if calls_in_step is None:
         return None  # _new_run says why the sampler runs unaccelerated
-    return choose_budget(config, function_name, sigmas, calls_in_step)
+    axis = abscissa_for(_signal_scale(guider.model_patcher.get_model_object("model_sampling")))
+    return choose_budget(config, function_name, sigmas, calls_in_step, axis)
 
 
 def _signal_scale(model_sampling) -> float:
@@ -213,7 +214,7 @@ def _controllers_for(state: RunState, batch: int, scheduler: str) -> list[SkipCo
         costs = [state.calls_in_step(i, state.sigmas) for i in range(len(state.sigmas) - 1)]
         budget = BudgetSkipController(state.config, state.sigmas, costs, state.budget.budget,
                                       reuse_space(state.function_name, "quadratic"),
-                                      abscissa_for(_signal_scale(state.model_sampling)))
+                                      state.budget.axis)
         budget.path.sampler, budget.path.scheduler = state.function_name.removeprefix("sample_"), scheduler
         return [budget]
     count = batch if state.config.per_sample else 1
@@ -235,7 +236,7 @@ def outer_sample_wrapper(executor, *args, **kwargs):
     if len(sigmas) < 2:  # no step to take (e.g. SplitSigmas at the last step): ComfyUI samples nothing, nor do we
         logger.info("AdaptiveSkip: the schedule holds %d value(s), no step to sample; passed through", len(sigmas))
         return executor(*args, **kwargs)
-    budget = _budget_choice(setup, bound["sampler"], sigmas)
+    budget = _budget_choice(guider, setup, bound["sampler"], sigmas)
     if budget is not None and budget.mode == "resample" and len(budget.sigmas) != len(sigmas):
         original = bound["sigmas"]
         bound["sigmas"] = torch.tensor(budget.sigmas, dtype=original.dtype, device=original.device)
