@@ -119,6 +119,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fresh-budget", nargs="?", const="all", default="",
                     help="re-sample the budget cells (of these comma-separated samplers; all without a value)")
     ap.add_argument("--out", type=Path, default=HERE.parents[1] / "results")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="sample nothing: print the table of the cells whose runs are all cached")
     args = ap.parse_args(argv)
     import torch
     SCHEDULER["default"] = args.scheduler
@@ -154,20 +156,33 @@ def main(argv=None) -> int:
             if sampler != "euler_ancestral":  # fresh noise per step: no pathwise reference
                 high = high_reference(env, sch, sampler if sampler in SDE_SAMPLERS else None, args.high_steps)
             refs[sampler] = (full, high)
-            save()
+            if not args.cached_only:
+                save()
         return refs[sampler]
 
+    if args.cached_only:
+        def refuse(*a, key=None, **k):
+            if key in env.cache:
+                return env.cache[key]
+            raise LookupError(key)
+        env.run = refuse
     # speedup-major, so a run cut short still has every sampler at the first speedups
     for s in (float(v) for v in args.speedups.split(",")):
         for sampler in args.samplers.split(","):
-            rows.append(cell(env, args, sampler, s, references(sampler), pack_run))
-            save()
+            try:
+                rows.append(cell(env, args, sampler, s, references(sampler), pack_run))
+            except LookupError:
+                continue  # --cached-only: a run of this cell was not sampled
+            if not args.cached_only:
+                save()
             r = rows[-1]
             bud, a, b, c = r["budget"], r["a"], r["b"], r["c"]
             print(f"{sampler:16s} {s:4g}x N={r['n']:2d} budget {bud[0]:6.2f}/{bud[1]:6.2f} [{bud[2]}] "
                   f"(a) {a[0]:6.2f}/{a[1]:6.2f} (b) {('%.2f %s' % (b[0], b[2])) if b else '-':>18s} "
                   f"(c) {c[0]:6.2f}/{c[1]:6.2f} {c[3]}  | {r['mode'][:90]}", flush=True)
     print(f"\n{time.perf_counter() - t0:.0f} s\n")
+    order = {n: i for i, n in enumerate(args.samplers.split(","))}
+    rows.sort(key=lambda r: (order[r["sampler"]], r["speedup"]))
     print(markdown(rows, name, args))
     return 0
 
@@ -187,7 +202,7 @@ def markdown(rows, name, args) -> str:
     for r in rows:
         bud, a, b, c = r["budget"], r["a"], r["b"], r["c"]
         bcell = f"{fmt(b[0])} {b[2]}" if b else "—"
-        mode = "resample" if "resampled" in r["mode"] else ("skip" if "skipped calls" in r["mode"] else "?")
+        mode = "skip" if r["sampler"] in SKIPPING else "resample"  # core/budget.choose_mode
         lines.append(f"| {r['sampler']} | {r['speedup']:g} | {bud[2]} | {fmt(bud[0])} / {fmt(bud[1])} | "
                      f"{fmt(a[0])} / {fmt(a[1])} | {bcell} | {fmt(c[0])} / {fmt(c[1])} ({c[3]}) | "
                      f"{bud[0] - a[0]:+.1f} | {bud[0] - c[0]:+.1f} | {mode} |")

@@ -189,7 +189,8 @@ def resampled(env: Env, sampler: str, scheduler: str, steps: int, budget: int):
 def high_reference(env: Env, scheduler: str, sde_sampler: str | None, steps: int = 200):
     """ODE: dpmpp_2m at `steps` karras steps over the section's σ range; SDE: the SDE sampler at `steps` steps."""
     if sde_sampler is not None:
-        return env.run(sde_sampler, scheduler, steps, key=("high", sde_sampler, scheduler, steps))[0]
+        key = ("high", sde_sampler, steps) if scheduler == "karras" else ("high", sde_sampler, scheduler, steps)
+        return env.run(sde_sampler, scheduler, steps, key=key)[0]
     first = float(env.sigmas(scheduler, 50)[0])
     from comfy.k_diffusion.sampling import get_sigmas_karras
     sig = get_sigmas_karras(steps, float(env.model_sampling.sigma_min), first, rho=7.0)
