@@ -1,13 +1,14 @@
 """Budget mode: spend exactly round(steps / speedup) model calls, placed where extrapolated reuse errs least,
 or run the sampler on the schedule resampled to that many calls where skipping cannot beat it.
 
-Why this rule (measured with scripts/bench/budget_study.py; figures in BENCHMARKS.md and /work/coord/H12.log.md):
+Why this rule (measured with scripts/bench/budget_study.py and budget_grid.py; figures in BENCHMARKS.md, "Budget mode"):
 - A skipped call served by d = (x - D)/σ extrapolated with a degree-p polynomial in λ = log σ makes the coarse grid
   of real calls an order-(p+1) Adams-Bashforth scheme in λ, while the sampler still integrates on its own fine
   grid (skipped grid steps cost no call). Against the sampler's full-step output only the coarse scheme's error
   remains; running fewer steps instead leaves the sampler's order q on the coarse grid. So skipping pays exactly
   when p + 1 > q. Holding d (p = 0) gives order 1: it can never beat fewer steps, which is what was measured.
-- p = 2 (quadratic): order 3 beats euler/ddim (q = 1) and heun/dpmpp_2m (q = 2). p = 3 was measured worse (its
+- λ is log σ for eps / v models and σ itself for flow models (core/budget_run.abscissa_for).
+- p = 2 (quadratic): order 3 beats euler/ddim (q = 1) and dpmpp_2m (q = 2). p = 3 was measured worse (its
   extrapolation weights grow and the AB4-like scheme's stability region shrinks), so 4th/3rd-order samplers
   (ipndm, lms, deis, uni_pc) run on the resampled schedule instead.
 - Polynomial extrapolation is best conditioned on equally spaced nodes, so calls get regular gaps in λ (the

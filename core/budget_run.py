@@ -28,10 +28,9 @@ TRIMMED = frozenset({"sample_unipc", "sample_unipc_bh2", "sample_dpm_2", "sample
 
 def resample_schedule(sigmas: Sequence[float], steps: int, trimmed: bool = False,
                       axis: str = "log") -> list[float]:
-    """The schedule with `steps` steps: its nonzero σ interpolated linearly in log σ (in σ on the flow axis) at evenly
-    spaced fractional
-    positions (first and last nonzero σ kept), and the final 0 kept when it ends in 0 (a split schedule that
-    stops above 0 keeps stopping there)."""
+    """The schedule with `steps` steps: its nonzero σ interpolated linearly in log σ (in σ on the flow axis) at
+    evenly spaced fractional positions (first and last nonzero σ kept), and the final 0 kept when it ends in 0 (a
+    split schedule that stops above 0 keeps stopping there)."""
     values = [float(s) for s in sigmas]
     ends_in_zero = values[-1] == 0
     body = values[:-1] if ends_in_zero else values
