@@ -31,6 +31,7 @@ class SkipConfig:
     start_percent: float = 0.0
     end_percent: float = 1.0
     window_sigmas: tuple[float, float] = (math.inf, 0.0)
+    speedup: float = 2.0  # criterion "budget": spend round(steps / speedup) model calls (1 turns skipping off)
 
     def __post_init__(self) -> None:
         if not isinstance(self.threshold, (int, float)) or math.isnan(self.threshold) or self.threshold < 0:
@@ -61,6 +62,10 @@ class SkipConfig:
             raise ValueError("window_sigmas must be (highest, lowest) with highest >= lowest >= 0, "
                              f"got {self.window_sigmas!r}")
         object.__setattr__(self, "window_sigmas", (high, low))
+        if (isinstance(self.speedup, bool) or not isinstance(self.speedup, (int, float)) or math.isnan(self.speedup)
+                or math.isinf(self.speedup) or self.speedup < 1):
+            raise ValueError(f"speedup must be a finite number >= 1 (1 turns skipping off, 2 spends half the model "
+                             f"calls), got {self.speedup!r}")
         if self.forced_path is not None:
             object.__setattr__(self, "forced_path", tuple(bool(v) for v in self.forced_path))
 

@@ -22,7 +22,7 @@ PATH_KINDS = {
 }
 # SkipConfig fields stored flat in format-1 files (the config's other fields keep their defaults on load)
 CONFIG_KEYS = ("threshold", "criterion", "reuse", "max_consecutive_skips", "warmup_steps", "stride", "target_calls",
-               "start_percent", "end_percent", "window_sigmas")
+               "start_percent", "end_percent", "window_sigmas", "speedup")
 
 
 @dataclass
@@ -75,7 +75,7 @@ class SkipPath:
 
     def rule(self, delta: str = "δ") -> str:
         """What decided the skips, as captions say it: "official δ=0.01", "criterion stride", "replayed path"."""
-        if self.kind == "rule":
+        if self.kind == "rule" or (self.kind == "budget" and self.config.criterion == "budget"):
             return self.config.rule.caption(self.config, delta)
         return PATH_KINDS[self.kind]
 
@@ -129,6 +129,8 @@ class SkipPath:
             "kind": self.kind, "rule": self.rule(), "stride": cfg.stride, "target_calls": cfg.target_calls,
             "uses_threshold": self.uses_threshold,
         }
+        if self.kind == "budget":
+            data["speedup"] = cfg.speedup
         if self.psnr is not None and not math.isfinite(self.psnr):
             data["psnr"] = None
             data["identical"] = True

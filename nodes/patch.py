@@ -17,6 +17,7 @@ import torch
 import comfy.model_patcher
 import comfy.patcher_extension
 
+from ..core.budget_run import BudgetChoice, BudgetSkipController, abscissa_for, choose as choose_budget
 from ..core.config import SkipConfig
 from ..core.controller import SkipController
 from ..core.skip_path import SkipPath, merge_per_sample
@@ -75,6 +76,7 @@ class RunState:
     notes: list[str] = field(default_factory=list)
     function_name: str = ""
     scheduler: str = ""
+    budget: BudgetChoice | None = None  # criterion "budget": skip on this schedule, or a resampled one
 
     def __post_init__(self) -> None:
         self.counter = StepCounter(self.sigmas, self.calls_in_step) if self.calls_in_step is not None else None
@@ -184,7 +186,37 @@ def _new_run(guider, setup: SkipSetup, sampler, sigmas: list[float]) -> RunState
     return state
 
 
+def _budget_choice(guider, setup: SkipSetup, sampler, sigmas: list[float]) -> BudgetChoice | None:
+    """For criterion "budget": skip or resample (and the schedule to run); None when the run cannot skip."""
+    config = setup.config
+    if config.criterion != "budget" or config.disabled or config.forced_path is not None:
+        return None
+    function_name = sampler_function_name(sampler)
+    calls_in_step = calls_per_step(function_name)
+    if calls_in_step is None:
+        return None  # _new_run says why the sampler runs unaccelerated
+    axis = abscissa_for(_signal_scale(guider.model_patcher.get_model_object("model_sampling")))
+    return choose_budget(config, function_name, sigmas, calls_in_step, axis)
+
+
+def _signal_scale(model_sampling) -> float:
+    """α(0.5) of the model family's state x = α(σ)·x0 + σ·ε (1 for eps/v models, 0.5 for flow models)."""
+    try:
+        one = torch.ones(1, 1)
+        return float(model_sampling.noise_scaling(torch.tensor([0.5]), torch.zeros_like(one), one).flatten()[0])
+    except (AttributeError, TypeError, RuntimeError):  # an unusual model_sampling: keep the log σ axis
+        return 1.0
+
+
 def _controllers_for(state: RunState, batch: int, scheduler: str) -> list[SkipController]:
+    if state.budget is not None:
+        # one plan for the whole batch: every call serves every image, so per-image plans would overspend
+        costs = [state.calls_in_step(i, state.sigmas) for i in range(len(state.sigmas) - 1)]
+        budget = BudgetSkipController(state.config, state.sigmas, costs, state.budget.budget,
+                                      reuse_space(state.function_name, "quadratic"),
+                                      state.budget.axis)
+        budget.path.sampler, budget.path.scheduler = state.function_name.removeprefix("sample_"), scheduler
+        return [budget]
     count = batch if state.config.per_sample else 1
     space = reuse_space(state.function_name, state.config.reuse)
     controllers = [SkipController(state.config, state.sigmas, space) for _ in range(count)]
@@ -204,8 +236,19 @@ def outer_sample_wrapper(executor, *args, **kwargs):
     if len(sigmas) < 2:  # no step to take (e.g. SplitSigmas at the last step): ComfyUI samples nothing, nor do we
         logger.info("AdaptiveSkip: the schedule holds %d value(s), no step to sample; passed through", len(sigmas))
         return executor(*args, **kwargs)
+    budget = _budget_choice(guider, setup, bound["sampler"], sigmas)
+    if budget is not None and budget.mode == "resample" and len(budget.sigmas) != len(sigmas):
+        original = bound["sigmas"]
+        bound["sigmas"] = torch.tensor(budget.sigmas, dtype=original.dtype, device=original.device)
+        sigmas = list(budget.sigmas)
     state = _new_run(guider, setup, bound["sampler"], sigmas)
     state.scheduler = setup.scheduler
+    if budget is not None:
+        state.budget = budget
+        state.notes.append(budget.note)
+        if (setup.config.start_percent, setup.config.end_percent) != (0.0, 1.0):
+            # the budget spreads its calls over the whole schedule; say so rather than ignore the window silently
+            state.notes.append("start_percent/end_percent are not applied by the budget criterion")
     start = time.perf_counter()
     try:
         return run_with_state(executor, bound, RUN_KEY, state, state.check_callback)
@@ -214,6 +257,8 @@ def outer_sample_wrapper(executor, *args, **kwargs):
             state.controllers = _controllers_for(state, 1, setup.scheduler)
         path = state.path()
         path.model_calls, path.sampler_calls = state.model_calls, state.sampler_calls
+        if state.budget is not None and state.budget.mode == "resample":
+            path.sampler_calls = state.budget.full_calls  # what the run would have cost unpatched
         path.wall_time = time.perf_counter() - start
         path.note = "; ".join(state.notes)
         setup.mailbox.publish(path)

@@ -33,10 +33,11 @@ SKIP_INPUTS = {
     }),
     "warmup_steps": ("INT", {
         "default": 4, "min": 0, "max": 10000,
-        "tooltip": "The first steps always call the model (the official rule needs at least 4 to judge).",
+        "tooltip": "The first steps always call the model (the official rule needs at least 4 to judge). The "
+                   "budget criterion does not read it: its calls sit at regular gaps from the first step.",
     }),
     "criterion": (list(CRITERIA), {
-        "default": "official",
+        "default": "budget",  # new nodes; saved workflows store their value and keep it
         "tooltip": criteria.tooltip(),  # one sentence per registered criterion (core/criteria/)
     }),
 }
@@ -68,7 +69,17 @@ OPTIONAL_SKIP_INPUTS = {
 }
 
 
-# Last in both nodes' optional inputs (saved workflows store widget values by position).
+# Appended after the older optional inputs (also after the KSampler's sigmas and compare): a saved workflow or
+# API prompt without it takes the Python default, and reads it only under criterion "budget".
+SPEEDUP_INPUT = {
+    "speedup": ("FLOAT", {
+        "default": 2.0, "min": 1.0, "max": 20.0, "step": 0.05, "round": 0.01,
+        "tooltip": "For criterion 'budget': spend steps / speedup model calls (warm-up included; heun counts "
+                   "calls), e.g. 2 at 50 steps spends 25. 1.0 turns skipping off. Other criteria ignore it.",
+    }),
+}
+
+# Last in both nodes' optional inputs, after speedup (saved workflows store widget values by position).
 WINDOW_INPUTS = {
     "start_percent": ("FLOAT", {
         "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
@@ -93,7 +104,7 @@ def window_sigmas(model, start_percent: float, end_percent: float) -> tuple[floa
 
 def build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2,
                  target_calls=0, forced_path: SkipPath | None = None, per_sample=False, model=None,
-                 start_percent=0.0, end_percent=1.0) -> SkipConfig:
+                 start_percent=0.0, end_percent=1.0, speedup=2.0) -> SkipConfig:
     """SkipConfig from node inputs; ValueError names the input and the allowed values."""
     path = None
     if forced_path is not None:
@@ -107,7 +118,7 @@ def build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reus
                       window_sigmas=window_sigmas(model, start_percent, end_percent))
     return SkipConfig(threshold=threshold, max_consecutive_skips=max_consecutive_skips, warmup_steps=warmup_steps,
                       criterion=criterion, reuse=reuse, stride=stride, target_calls=target_calls, forced_path=path,
-                      per_sample=bool(per_sample), **window)
+                      per_sample=bool(per_sample), speedup=speedup, **window)
 
 
 class AdaptiveSkipModel:
@@ -117,7 +128,7 @@ class AdaptiveSkipModel:
     def INPUT_TYPES(cls):
         return {"required": {"model": ("MODEL", {"tooltip": "The model to patch; it is cloned, never modified."}),
                              **SKIP_INPUTS},
-                "optional": {**OPTIONAL_SKIP_INPUTS, **WINDOW_INPUTS}}
+                "optional": {**OPTIONAL_SKIP_INPUTS, **SPEEDUP_INPUT, **WINDOW_INPUTS}}
 
     RETURN_TYPES = ("MODEL",)
     OUTPUT_TOOLTIPS = ("A clone of the model that reuses or extrapolates predictions on skipped steps. Use it with "
@@ -130,9 +141,11 @@ class AdaptiveSkipModel:
                    "smooth, reusing the last prediction. Logs 'AdaptiveSkip: N of M model calls' after each run.")
 
     def patch(self, model, threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2,
-              target_calls=0, per_sample=False, forced_path=None, start_percent=0.0, end_percent=1.0):
+              target_calls=0, per_sample=False, forced_path=None, speedup=2.0, start_percent=0.0,
+              end_percent=1.0):
         config = build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse, stride,
-                              target_calls, forced_path, per_sample, model, start_percent, end_percent)
+                              target_calls, forced_path, per_sample, model, start_percent, end_percent,
+                              speedup)
         return (attach(model, SkipSetup(config=config)),)
 
 
@@ -167,6 +180,7 @@ class AdaptiveSkipKSampler:
                                         "tooltip": "Also run the full-step sampler and plain sampling with as many "
                                                    "steps as model calls made, and report the PSNR of both (costs "
                                                    "two extra runs). Off: report calls only."}),
+                **SPEEDUP_INPUT,
                 **WINDOW_INPUTS,
             },
         }
@@ -183,11 +197,13 @@ class AdaptiveSkipKSampler:
 
     def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
                threshold, max_consecutive_skips, warmup_steps, criterion, reuse="hold", stride=2, target_calls=0,
-               per_sample=False, forced_path=None, sigmas=None, compare=False, start_percent=0.0, end_percent=1.0):
+               per_sample=False, forced_path=None, sigmas=None, compare=False, speedup=2.0,
+               start_percent=0.0, end_percent=1.0):
         import latent_preview  # ComfyUI's top-level module; imported here so the pack loads without it
 
         config = build_config(threshold, max_consecutive_skips, warmup_steps, criterion, reuse, stride,
-                              target_calls, forced_path, per_sample, model, start_percent, end_percent)
+                              target_calls, forced_path, per_sample, model, start_percent, end_percent,
+                              speedup)
         if sigmas is None and warmup_steps > steps:
             raise ValueError(f"warmup_steps ({warmup_steps}) is larger than steps ({steps}): nothing could be "
                              "skipped; lower warmup_steps or raise steps")
@@ -233,8 +249,9 @@ class AdaptiveSkipKSampler:
         fewer_db = latent_psnr(fewer, full)
         path.psnr = skip_db
         verdict = "ahead of" if skip_db > fewer_db else "behind"
+        subject = "the budget run" if path.kind == "budget" else "skipping"
         report = (f"{path.summary()}. PSNR vs the {n_steps}-step run: {skip_db:.2f} dB; {fewer_steps} plain steps "
-                  f"(same calls): {fewer_db:.2f} dB, so skipping is {verdict} fewer steps here")
+                  f"(same calls): {fewer_db:.2f} dB, so {subject} is {verdict} fewer steps here")
         logger.info(report)
         return report
 

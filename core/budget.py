@@ -1,0 +1,255 @@
+"""Budget mode: spend exactly round(steps / speedup) model calls, placed where extrapolated reuse errs least,
+or run the sampler on the schedule resampled to that many calls where skipping cannot beat it.
+
+Why this rule (measured with scripts/bench/budget_study.py and budget_grid.py; figures in BENCHMARKS.md, "Budget mode"):
+- A skipped call served by d = (x - D)/σ extrapolated with a degree-p polynomial in λ = log σ makes the coarse grid
+  of real calls an order-(p+1) Adams-Bashforth scheme in λ, while the sampler still integrates on its own fine
+  grid (skipped grid steps cost no call). Against the sampler's full-step output only the coarse scheme's error
+  remains; running fewer steps instead leaves the sampler's order q on the coarse grid. So skipping pays exactly
+  when p + 1 > q. Holding d (p = 0) gives order 1: it can never beat fewer steps, which is what was measured.
+- λ is log σ for eps / v models and σ itself for flow models (core/budget_run.abscissa_for).
+- p = 2 (quadratic): order 3 beats euler/ddim (q = 1) and dpmpp_2m (q = 2). p = 3 was measured worse (its
+  extrapolation weights grow and the AB4-like scheme's stability region shrinks), so 4th/3rd-order samplers
+  (ipndm, lms, deis, uni_pc) run on the resampled schedule instead.
+- Polynomial extrapolation is best conditioned on equally spaced nodes, so calls get regular gaps in λ (the
+  variable the extrapolation uses); the last grid step always calls the model (the output is its D).
+- No warm-up beyond the first call: consecutive warm-up calls are an irregular gap pattern too. At 20 steps a
+  4-call warm-up lost to the first-call-only plan by 4-14 dB (euler 8/10 calls: 32.9/39.4 vs 40.6/53.3 dB;
+  dpmpp_2m 8 calls: 27.4 vs 37.4, below fewer steps' 31.2).
+- Placing calls by a local error estimate was tried and measured worse: step-size control on the error measured at
+  each call (real d against the prediction the skipped steps used; h ∝ (c̄ / c)^(1/(p+1)) on c = e / h^(p+1)) lost
+  8-14 dB to regular gaps on an analytic mixture and tied them on the digits model, and choosing the order per
+  sample by a back-test picked linear and lost 1-5 dB: uneven nodes inflate the extrapolation weights. So the
+  default keeps gaps regular (adapt = 1); the control stays available (adapt > 1) for the study.
+- Multi-call samplers (heun, dpm_2, dpmpp_sde, ...) resample: a computed step spends k calls on one node (its
+  later calls sit off the trajectory and are not used as nodes), so the budget buys k times fewer nodes than
+  fewer steps buys steps; heun measured -16 dB at 13 calls and -2 dB at 19 against fewer heun steps.
+- Samplers that inject noise from ComfyUI's Brownian tree (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde) draw the same
+  noise path at any step count over the same σ range, so N resampled steps are a coarser discretisation of the
+  same path, while a predicted D cannot answer freshly injected noise: they resample. Samplers with per-step
+  noise (euler_ancestral, ...) would draw a different path when resampled: they skip (in D, see reuse_space).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from .reuse_modes import lagrange_weights
+
+EXTRAPOLATION_ORDER = 2  # p: quadratic in log σ
+# The axis of gaps and extrapolation: log σ for models whose sampler state is x0 + σ·ε (eps / v prediction, where
+# log σ is minus half the log-SNR), σ itself for flow models (x = (1 - σ)·x0 + σ·ε, whose velocity d is designed
+# to be smooth in σ = t, and where log σ crowds every call into the last few steps of the schedule).
+ABSCISSAE = ("log", "sigma")
+ADAPT_LIMIT = 1.0  # > 1: the error control may shorten a gap by this factor (measured worse, so off)
+
+# Order of accuracy of each ComfyUI sampler function (a property of the method; ComfyUI 0.3.64 defaults).
+SOLVER_ORDER = {
+    "sample_euler": 1, "sample_euler_ancestral": 1, "sample_euler_ancestral_RF": 1, "sample_ddpm": 1,
+    "sample_lcm": 1, "sample_heun": 2, "sample_heunpp2": 3, "sample_dpm_2": 2, "sample_dpm_2_ancestral": 2,
+    "sample_dpm_2_ancestral_RF": 2, "sample_dpmpp_2s_ancestral": 2, "sample_dpmpp_2s_ancestral_RF": 2,
+    "sample_dpmpp_2m": 2, "sample_res_multistep": 2, "sample_res_multistep_ancestral": 2,
+    "sample_gradient_estimation": 2, "sample_lms": 4, "sample_ipndm": 4, "sample_ipndm_v": 4, "sample_deis": 3,
+    "sample_unipc": 3, "sample_unipc_bh2": 3, "sample_dpmpp_sde": 2, "sample_dpmpp_2m_sde": 2,
+    "sample_dpmpp_2m_sde_gpu": 2, "sample_dpmpp_2m_sde_heun": 2, "sample_dpmpp_2m_sde_heun_gpu": 2,
+    "sample_dpmpp_3m_sde": 3, "sample_dpmpp_3m_sde_gpu": 3, "sample_er_sde": 3, "sample_sa_solver": 3,
+    "sample_seeds_2": 2, "sample_seeds_3": 3, "sample_exp_heun_2_x0": 2, "sample_exp_heun_2_x0_sde": 2,
+}
+# Samplers whose injected noise comes from a BrownianTreeNoiseSampler over the run's σ range.
+BROWNIAN_TREE = frozenset({
+    "sample_dpmpp_sde", "sample_dpmpp_sde_gpu", "sample_dpmpp_2m_sde", "sample_dpmpp_2m_sde_gpu",
+    "sample_dpmpp_2m_sde_heun", "sample_dpmpp_2m_sde_heun_gpu", "sample_dpmpp_3m_sde", "sample_dpmpp_3m_sde_gpu",
+})
+
+
+def budget_calls(full_calls: int, speedup: float) -> int:
+    """Model calls a run may spend: round(full_calls / speedup), at least 1. full_calls is the step count
+    (the budget counts model calls; a heun step spends two)."""
+    if isinstance(speedup, bool) or not isinstance(speedup, (int, float)) or math.isnan(speedup) or speedup < 1:
+        raise ValueError(f"speedup must be a number >= 1 (1 turns skipping off), got {speedup!r}")
+    if math.isinf(speedup):
+        raise ValueError("speedup must be finite; 4 already spends a quarter of the calls")
+    return max(1, int(round(full_calls / speedup)))
+
+
+def choose_mode(function_name: str, calls_per_step: int = 1) -> tuple[str, str]:
+    """("skip" or "resample", why) for a sampler function, from what the sampler is (never from the model)."""
+    short = function_name.removeprefix("sample_")
+    if calls_per_step > 1:
+        return "resample", (f"{short} makes {calls_per_step} calls per step: a computed step buys one "
+                            "extrapolation node for the price of two of its own steps")
+    if function_name in BROWNIAN_TREE:
+        return "resample", (f"{short} injects Brownian-tree noise: fewer steps follow the same noise path, a "
+                            "skipped call cannot answer the injected noise")
+    order = SOLVER_ORDER.get(function_name)
+    if order is None:
+        return "resample", f"{short}'s order is not known, so skipping is not sure to beat fewer steps"
+    if order > EXTRAPOLATION_ORDER:
+        return "resample", (f"{short} is order {order}: fewer of its own steps beat the order "
+                            f"{EXTRAPOLATION_ORDER + 1} that extrapolated calls give")
+    return "skip", (f"{short} is order {order}: calls extrapolated in log σ raise it to "
+                    f"{EXTRAPOLATION_ORDER + 1}")
+
+
+def resampled_steps(budget: int, calls_per_step: int) -> int:
+    """Steps of the resampled schedule that spend at most `budget` calls (k-call samplers: one on the last step)."""
+    if calls_per_step <= 1:
+        return max(1, budget)
+    return max(1, (budget - 1) // calls_per_step + 1)
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample ||a - b|| / ||b|| over all but the batch dimension."""
+    a, b = a.flatten(1).float(), b.flatten(1).float()
+    return torch.linalg.vector_norm(a - b, dim=1) / torch.linalg.vector_norm(b, dim=1).clamp_min(1e-12)
+
+
+class BudgetController:
+    """Spends `budget` model calls over a run, re-planning the gaps after each call; serves skipped calls from d
+    (or D for noise-injecting samplers) extrapolated quadratically in log σ. O(4) cached tensors.
+
+    Args:
+        sigmas: the run's schedule (steps + 1 values). costs: model calls each step makes when computed.
+        budget: model calls to spend, warm-up included. warmup: leading steps that always call.
+        space: "eps" (d) or "denoised" (D). adapt: largest stretch/shrink of a gap (1 keeps them regular).
+    """
+
+    def __init__(self, sigmas: Sequence[float], costs: Sequence[int], budget: int, warmup: int = 1,
+                 space: str = "eps", adapt: float = ADAPT_LIMIT, order: int = EXTRAPOLATION_ORDER,
+                 abscissa: str = "log") -> None:
+        self.sigmas = [float(s) for s in sigmas]
+        self.costs = [int(c) for c in costs]
+        if len(self.costs) != len(self.sigmas) - 1:
+            raise ValueError(f"costs has {len(self.costs)} steps but sigmas {len(self.sigmas) - 1}")
+        if budget < 1:
+            raise ValueError(f"budget must be at least 1 model call, got {budget}")
+        if space not in ("eps", "denoised"):
+            raise ValueError(f"space must be 'eps' or 'denoised', got {space!r}")
+        if abscissa not in ABSCISSAE:
+            raise ValueError(f"abscissa must be one of {', '.join(ABSCISSAE)}, got {abscissa!r}")
+        if adapt < 1:
+            raise ValueError(f"adapt must be >= 1 (1 keeps gaps regular), got {adapt}")
+        self.budget, self.warmup, self.space, self.adapt, self.order = int(budget), int(warmup), space, adapt, order
+        self.abscissa = abscissa
+        self.lams = [self._at(s) for s in self.sigmas]
+        self.spent = 0
+        self.computed: list[bool] = []
+        self.estimates: list[float | None] = []  # per step: measured error (computed) or estimated (skipped)
+        self._last = -1  # last computed step
+        self._nodes: list[tuple[float, torch.Tensor]] = []  # (λ, value) of the newest calls
+        self._consts: list[float] = []  # measured error constants e / h^(p+1) after each gap
+        self._pending_gap = False  # the next stored call ends a gap: measure its prediction error
+        self._stored_step = -1  # the step whose first call is the newest node
+
+    # --- deciding ---
+    def decide(self, step: int) -> bool:
+        """True to call the model at `step` (steps are decided in order, once each)."""
+        compute = self._decide(step)
+        if compute:
+            self.spent += self.costs[step]
+            self._pending_gap = self._last >= 0 and step - self._last > 1
+            self._last = step
+            self.estimates.append(None)
+        else:
+            self.estimates.append(self.disagreement(self.sigmas[step]))
+        self.computed.append(compute)
+        return compute
+
+    def _decide(self, step: int) -> bool:
+        n = len(self.costs)
+        left = self.budget - self.spent
+        if not self._nodes:
+            return True  # nothing to extrapolate from (the first call is spent even if the budget is 0)
+        if self.costs[step] > left:
+            return False
+        if left >= sum(self.costs[step:]) or step == n - 1:
+            return True
+        if left - self.costs[step] < self.costs[n - 1]:
+            return False  # keep the last step's call: the output is its prediction
+        if step < self.warmup:
+            return True
+        future = left / (sum(self.costs[step:]) / (n - step))  # calls left, in steps of the mean cost
+        gap = (self.lams[self._last] - self.lams[n - 1]) / max(future, 1e-9)
+        gap *= self._factor()
+        gone = self.lams[self._last] - self.lams[step]
+        half = 0.5 * (self.lams[step] - self.lams[step + 1]) if math.isfinite(self.lams[step + 1]) else 0.0
+        return gone + half >= gap
+
+    def _factor(self) -> float:
+        """Step-size control: a shorter gap where the last measured error constant is above the run's mean."""
+        if self.adapt == 1 or len(self._consts) < 2:
+            return 1.0
+        mean = math.exp(sum(math.log(c) for c in self._consts) / len(self._consts))
+        f = (mean / self._consts[-1]) ** (1.0 / (self.order + 1))
+        # only shrink: the re-plan after each call spreads what a shortened gap spent over the rest evenly (a
+        # stretch would push calls to the end, where they pile up once the steps left run short)
+        return min(max(f, 1.0 / self.adapt), 1.0)
+
+    def _at(self, sigma: float) -> float:
+        """Where σ sits on the axis gaps are regular in and extrapolation runs along."""
+        if self.abscissa == "sigma":
+            return sigma
+        return math.log(sigma) if sigma > 0 else -math.inf
+
+    # --- caching and predicting ---
+    def _value(self, x: torch.Tensor, denoised: torch.Tensor, sigma: float) -> torch.Tensor:
+        return ((x - denoised) / sigma).detach().float() if self.space == "eps" else denoised.detach().float()
+
+    def _extrapolate(self, lam: float, order: int | None = None) -> torch.Tensor:
+        order = self.order if order is None else order
+        nodes = self._nodes[-(order + 1):]
+        if len(nodes) == 1:
+            return nodes[0][1]
+        weights = lagrange_weights([l for l, _ in nodes], lam)
+        out = nodes[0][1] * weights[0]
+        for w, (_, v) in zip(weights[1:], nodes[1:]):
+            out = out + w * v
+        return out
+
+    def store(self, x: torch.Tensor, denoised: torch.Tensor, sigma: float) -> None:
+        """Cache a computed call (each call of a computed step, so heun's corrector counts)."""
+        if sigma <= 0:
+            return
+        if self._stored_step == self._last:
+            # a later call of a multi-call step (heun's corrector, dpm_2's midpoint) is evaluated off the
+            # trajectory, next to the step's first call: as a node it would make the spacing irregular and its
+            # O(h²) offset would be amplified by the extrapolation weights
+            return
+        self._stored_step = self._last
+        lam = self._at(sigma)
+        value = self._value(x, denoised, sigma)
+        if self._pending_gap and self._nodes and self._nodes[-1][0] > lam:
+            # the prediction the skipped steps extrapolated, measured against the real call at the gap's end
+            h = self._nodes[-1][0] - lam
+            e = float(rel_err(self._extrapolate(lam), value).mean())
+            if self.estimates:
+                self.estimates[-1] = e
+            if e > 0 and math.isfinite(e):
+                self._consts.append(e / h ** (self.order + 1))
+        self._pending_gap = False
+        if self._nodes and self._nodes[-1][0] == lam:
+            self._nodes.pop()
+        self._nodes.append((lam, value))
+        del self._nodes[:-(self.order + 1)]
+
+    def predict(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """The denoised output served for a skipped call at (x, σ)."""
+        if not self._nodes:
+            raise RuntimeError("no computed call is cached yet; the first step of a run must call the model")
+        if sigma <= 0:
+            return x if self.space == "eps" else self._nodes[-1][1].to(x.dtype)
+        value = self._extrapolate(self._at(sigma))
+        if self.space == "denoised":
+            return value.to(x.dtype)
+        return (x.float() - sigma * value).to(x.dtype)
+
+    def disagreement(self, sigma: float) -> float | None:
+        """Free error estimate at σ: relative gap between the order-p and order-(p-1) extrapolations."""
+        if len(self._nodes) < 2 or sigma <= 0:
+            return None
+        lam = self._at(sigma)
+        hi = self._extrapolate(lam)
+        lo = self._extrapolate(lam, min(self.order, len(self._nodes) - 1) - 1)
+        return float(rel_err(lo, hi).mean())
