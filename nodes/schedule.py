@@ -437,6 +437,15 @@ def denoise_tail(sigmas: torch.Tensor, denoise: float) -> tuple[torch.Tensor, st
     return full[-(steps + 1):], f"denoise {denoise:g}: the last {steps} of {total} steps"
 
 
+# The schedule loaders' img2img input, as KSampler's denoise (appended after their older inputs).
+DENOISE_INPUT = {
+    "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+        "For img2img, as KSampler's denoise: below 1 the schedule is stretched in log sigma to steps / denoise "
+        "steps and its last steps are returned (the same number of model calls). 1 keeps it whole; 0 returns "
+        "no step.")}),
+}
+
+
 class LoadTimestepSchedule:
     """SIGMAS from the schedule library, mapped to the connected model's sigma range."""
 
@@ -456,11 +465,7 @@ class LoadTimestepSchedule:
                     "(it was searched for its own step count, so expect less benefit).")}),
                 "allow_other_model_type": ("BOOLEAN", {"default": False, "tooltip": (
                     "A schedule found for another model type is refused unless this is on.")}),
-
-                "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
-                    "For img2img, as KSampler's denoise: below 1 the schedule is stretched in log sigma to "
-                    "steps / denoise steps and its last steps are returned (the same number of model calls). "
-                    "1 keeps it whole; 0 returns no step.")}),
+                **DENOISE_INPUT,
             },
         }
 
@@ -510,11 +515,7 @@ class TimestepScheduleFromText:
             "optional": {
                 "model": ("MODEL", {"tooltip": (
                     "When connected, the schedule must lie inside this model's sigma range.")}),
-
-                "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
-                    "For img2img, as KSampler's denoise: below 1 the schedule is stretched in log sigma to "
-                    "steps / denoise steps and its last steps are returned (the same number of model calls). "
-                    "1 keeps it whole; 0 returns no step.")}),
+                **DENOISE_INPUT,
             },
         }
 
