@@ -1,11 +1,11 @@
 """Search sampling schedules on the bundled MNIST flow DiT with the pack's own EvoTimestepSchedule node, unchanged,
-and ship the results in schedules/ (mnist_dit_<sampler>_<N>steps.json) for the benchmark and for users.
+and ship the results in schedules/mnist_dit/ (mnist_dit_<sampler>_<N>steps.json) for the benchmark and for users.
 
     python scripts/mnist_dit_schedules.py [--runs euler:5 dpmpp_2m:5]
 
 Same search settings as the shipped digits workflow searches (8 fitness seeds, budget 2500, population 16, 25
 generations, 200-step reference, 8 validation seeds), at the DiT's cfg 3 with digit 3 as the prompt. The node saves
-into a temporary library folder (never ComfyUI's models folder); the file is then copied into schedules/.
+into a temporary library folder (never ComfyUI's models folder); the file is then copied into schedules/mnist_dit/.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     mappings = pack.NODE_CLASS_MAPPINGS
     folder = Path(tempfile.mkdtemp(prefix="adaptive_skip_dit_schedules_"))
-    shipped = comfy_env.PACK_ROOT / "schedules"
+    shipped = comfy_env.PACK_ROOT / "schedules" / "mnist_dit"  # not schedules/ itself: those load on the digits model
     folder_paths.folder_names_and_paths["adaptive_skip_schedules"] = ([str(folder), str(shipped)], {".json"})
     model = nodes.UNETLoader().load_unet(MODEL, "default")[0]
     cond = mappings["AdaptiveSkipMnistDiTConditioning"]()
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         saved = folder / f"{name}.json"
         if saved.is_file():
             shutil.copyfile(saved, shipped / saved.name)
-            print(f"shipped schedules/{saved.name}")
+            print(f"shipped schedules/mnist_dit/{saved.name}")
     return 0
 
 

@@ -97,7 +97,7 @@ def oracle_specs(harness, plans: list[P.SectionPlan], mode: P.Mode, log) -> list
 
 
 # ------------------------------------------------------------------------------------------- schedules
-SCHEDULE_DIRS = ("schedules",)
+SCHEDULE_DIRS = ("schedules", "schedules/mnist_dit")  # the flow DiT's searches in their own folder
 COMFY_SCHEDULERS = ("karras", "exponential", "normal", "simple", "sgm_uniform", "beta", "kl_optimal")
 
 
