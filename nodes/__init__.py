@@ -9,8 +9,8 @@ HOST_PROBLEM = host_problem()
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
 if HOST_PROBLEM is None:
-    from . import compare, demo_model, oracle, schedule, skip, skip_library, visualize
+    from . import compare, demo_model, flow_demo_model, oracle, schedule, skip, skip_library, visualize
 
-    for _module in (compare, demo_model, schedule, skip, skip_library, visualize, oracle):
+    for _module in (compare, demo_model, flow_demo_model, schedule, skip, skip_library, visualize, oracle):
         NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
         NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)

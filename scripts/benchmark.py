@@ -1,7 +1,8 @@
-"""Benchmark AdaptiveSkip against every peer on the bundled digits model, in one process, runs interleaved.
+"""Benchmark AdaptiveSkip against every peer on the bundled models, in one process, runs interleaved.
 
     python scripts/benchmark.py --quick          # CI-sized (minutes)
-    python scripts/benchmark.py --full           # the numbers in BENCHMARKS.md
+    python scripts/benchmark.py --full           # the numbers in BENCHMARKS.md (both bundled models)
+    python scripts/benchmark.py --full --model mnist_dit   # only the flow DiT (MNIST, loaded as SD3)
     python scripts/benchmark.py --smoke          # tiny random model, seconds (used by the tests)
     python scripts/benchmark.py --skip-report    # the README's default-settings table only
 
@@ -40,6 +41,10 @@ from pack_loader import pack_module
 log = logging.getLogger("adaptive_skip.benchmark")
 
 
+# --model choice -> Mode.model
+MODEL_CHOICES = {"digits": "bundled", "mnist_dit": "mnist_dit"}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     size = ap.add_mutually_exclusive_group()
@@ -47,7 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     size.add_argument("--full", dest="mode", action="store_const", const="full", help="the full benchmark")
     size.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
                       help="smallest configuration on a tiny random-weight model (seconds; for tests)")
-    ap.add_argument("--out", type=Path, default=comfy_env.PACK_ROOT / "results", help="output folder")
+    ap.add_argument("--model", choices=tuple(MODEL_CHOICES),
+                    help="bundled model to measure: digits (SD1.5-shaped eps UNet, 8x8 digits) or mnist_dit (flow "
+                         "MMDiT loaded as SD3, 28x28 MNIST); default: both in --full, digits in --quick, a tiny random "
+                         "model in --smoke")
+    ap.add_argument("--out", type=Path, default=comfy_env.PACK_ROOT / "results",
+                    help="output folder (mnist_dit writes into its mnist_dit/ subfolder)")
     ap.add_argument("--seeds", type=int, help="seeds (batch size) instead of the mode's")
     ap.add_argument("--sections", help="comma-separated samplers under test, e.g. euler,dpmpp_2m")
     ap.add_argument("--repeats", type=int, help="timing passes (wall time = median over passes)")
@@ -171,7 +181,16 @@ class Session:
     results: dict = field(default_factory=dict)
 
 
-def resolve_mode(args: argparse.Namespace) -> P.Mode:
+def models_to_run(args: argparse.Namespace) -> list[str]:
+    """Mode.model values this invocation measures, in order."""
+    if args.model:
+        return [MODEL_CHOICES[args.model]]
+    if args.mode == "smoke":
+        return ["tiny"]
+    return ["bundled", "mnist_dit"] if args.mode == "full" else ["bundled"]
+
+
+def resolve_mode(args: argparse.Namespace, model: str | None = None) -> P.Mode:
     mode = P.MODES[args.mode]
     sections = None
     if args.sections:
@@ -180,7 +199,10 @@ def resolve_mode(args: argparse.Namespace) -> P.Mode:
         if unknown:
             raise SystemExit(f"--sections: unknown {unknown}; choose from {', '.join(P.SECTIONS)}")
         sections = tuple(P.SECTIONS[n] for n in names)
-    return P.with_overrides(mode, seeds=args.seeds, sections=sections, repeats=args.repeats)
+    cfg = None
+    if model == "mnist_dit":
+        from bench.models import MNIST_DIT_CFG as cfg  # the DiT runs at its model card's cfg
+    return P.with_overrides(mode, seeds=args.seeds, sections=sections, repeats=args.repeats, model=model, cfg=cfg)
 
 
 def start(args: argparse.Namespace, mode: P.Mode, command: str) -> Session:
@@ -197,8 +219,12 @@ def start(args: argparse.Namespace, mode: P.Mode, command: str) -> Session:
     machine = machine_description()
     machine.update(code_identity())
     log.warning("benchmark %s on %s (ComfyUI %s at %s)", mode.name, machine["cpu"], machine["comfyui"], root)
-    model, emb, decode = M.load_digits_model(mode.model)
-    positive, negative, latent, noise, _labels = M.digits_inputs(emb, mode.seeds, mode.latent_side)
+    if mode.model == "mnist_dit":
+        model, tables, decode = M.load_mnist_dit()
+        positive, negative, latent, noise, _labels = M.mnist_dit_inputs(tables, mode.seeds)
+    else:
+        model, emb, decode = M.load_digits_model(mode.model)
+        positive, negative, latent, noise, _labels = M.digits_inputs(emb, mode.seeds, mode.latent_side)
     harness = H.Harness(pack, model, positive, negative, latent, noise, mode.cfg, seed=0, decode=decode)
     return Session(args, mode, command, harness, pack, machine, wall_start)
 
@@ -296,7 +322,12 @@ def score(ses: Session) -> tuple[list[dict], list[str], str]:
     from bench import report as R
     results, notes = ses.results, ses.notes
     metrics, features = pack_module("core.metrics"), pack_module("core.digits_features")
-    scorer = R.Scorer(metrics, features, features.load_digits_classifier(M.CLASSIFIER_PATH), ses.harness.decode)
+    if ses.mode.model == "mnist_dit":
+        mnist = pack_module("core.mnist_features")
+        scorer = R.MnistScorer(metrics, mnist, mnist.load_mnist_classifier(M.MNIST_CLASSIFIER_PATH),
+                               ses.harness.decode, distance=features.feature_distance)
+    else:
+        scorer = R.Scorer(metrics, features, features.load_digits_classifier(M.CLASSIFIER_PATH), ses.harness.decode)
     if any(s.method == P.EASYCACHE for s in ses.specs.values()) and H.easycache_needs_fix():
         notes.append(H.EASYCACHE_FIX_NOTE)
     schedule_md = ""
@@ -330,6 +361,10 @@ def measure_overhead(ses: Session) -> dict | None:
     if mode.sd15_steps and not args.no_sd15 and saved_overhead.get("code_hash") == machine["code_hash"]:
         ses.notes.append("SD1.5 overhead: reused from overhead_sd15.json (--resume, same pack code)")
         return saved_overhead
+    if mode.model == "mnist_dit" and mode.sd15_steps and not args.no_sd15:
+        ses.notes.append("SD1.5 overhead: measured with the digits model only (it does not depend on the model "
+                         "under test)")
+        return None
     if mode.sd15_steps and not args.no_sd15:
         from bench import overhead as O
         overhead = O.measure_sd15_overhead(ses.pack, mode.sd15_steps, repeats=1, log=lambda m: log.warning("%s", m))
@@ -357,7 +392,8 @@ def write(ses: Session, rows: list[dict], reference_lines: list[str], schedule_m
                             schedule_md, [p.name for p in pareto_paths])
     (out / "benchmark.md").write_text(md)
     if args.publish:
-        log.warning("benchmark: wrote %s", MD.publish(md, out, comfy_env.PACK_ROOT, [p.name for p in pareto_paths]))
+        log.warning("benchmark: wrote %s", MD.publish(md, out, comfy_env.PACK_ROOT, [p.name for p in pareto_paths],
+                                                      model=mode.model))
     meta = {"mode": mode.name, "seeds": mode.seeds, "steps": mode.steps, "cfg": mode.cfg, "budgets": list(mode.budgets),
             "machine": machine, "command": ses.command, "notes": ses.notes, "runs": len(ses.specs),
             "repeats": mode.repeats}
@@ -377,11 +413,13 @@ def main(argv: list[str] | None = None) -> int:
         from bench.skip_report import skip_report
         skip_report(seeds=args.seeds or 16, repeats=args.repeats or 3)
         return 0
-    ses = start(args, resolve_mode(args), command)
-    plan(ses)
-    run(ses)
-    rows, reference_lines, schedule_md = score(ses)
-    write(ses, rows, reference_lines, schedule_md, measure_overhead(ses))
+    for model in models_to_run(args):
+        out = args.out / "mnist_dit" if model == "mnist_dit" else args.out
+        ses = start(argparse.Namespace(**{**vars(args), "out": out}), resolve_mode(args, model), command)
+        plan(ses)
+        run(ses)
+        rows, reference_lines, schedule_md = score(ses)
+        write(ses, rows, reference_lines, schedule_md, measure_overhead(ses))
     return 0
 
 

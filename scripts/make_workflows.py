@@ -1,5 +1,5 @@
-"""Write the shipped workflows (UI format, plus API-format twins in workflows/api/ for the schedule ones) from one
-source, their API-format definitions here (no drift).
+"""Write the shipped workflows (UI format, plus API-format twins in workflows/api/ for the schedule and flow
+ones) from one source, their API-format definitions here (no drift).
 
     python scripts/make_workflows.py               # write the workflow files (needs ComfyUI)
     python scripts/make_workflows.py --populate    # also run the schedule searches once and ship their results
@@ -189,9 +189,47 @@ def with_skip() -> tuple[dict, dict]:
     return prompt, {"positions": positions, "titles": titles}
 
 
+FLOW_MODEL = "adaptive_skip_mnist_dit.safetensors"  # the bundled flow DiT (issue 13)
+# The model card's default sampling (models/README.md): euler / simple, 30 steps, cfg 3.
+FLOW_SAMPLING = {"seed": 0, "steps": 30, "cfg": 3.0, "sampler_name": "euler", "scheduler": "simple", "denoise": 1.0}
+FLOW_SKIP = {"threshold": 0.01, "max_consecutive_skips": 4, "warmup_steps": 4, "criterion": "official",
+             "reuse": "hold", "stride": 2, "target_calls": 0, "per_sample": False}
+
+
+def flow() -> tuple[dict, dict]:
+    """The basic workflow on the bundled flow DiT (MNIST, loaded as SD3): full-step KSampler next to the same
+    KSampler on AdaptiveSkipModel's clone, its skip path and fidelity report, both decoded."""
+    sampling = {**FLOW_SAMPLING, "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0]}
+    prompt = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": FLOW_MODEL, "weight_dtype": "default"}},
+        "2": {"class_type": "AdaptiveSkipMnistDiTConditioning", "inputs": {"digit": "3"}},
+        "3": {"class_type": "AdaptiveSkipMnistDiTConditioning", "inputs": {"digit": "none"}},
+        "4": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 8}},
+        "5": {"class_type": "KSampler", "inputs": {"model": ["1", 0], **sampling}},
+        "6": {"class_type": "AdaptiveSkipModel", "inputs": {"model": ["1", 0], **FLOW_SKIP}},
+        "7": {"class_type": "KSampler", "inputs": {"model": ["6", 0], **sampling}},
+        "8": {"class_type": "AdaptiveSkipLastPath", "inputs": {"model": ["6", 0], "latent": ["7", 0]}},
+        "9": {"class_type": "AdaptiveSkipCompare", "inputs": {
+            "reference": ["5", 0], "latent": ["7", 0], "skip_path": ["8", 0], "label": "AdaptiveSkipModel"}},
+        "10": {"class_type": "AdaptiveSkipMnistDiTDecode", "inputs": {"samples": ["5", 0], "upscale": 4}},
+        "11": {"class_type": "AdaptiveSkipMnistDiTDecode", "inputs": {"samples": ["7", 0], "upscale": 4}},
+        "12": {"class_type": "SaveImage", "inputs": {"images": ["10", 0],
+                                                     "filename_prefix": "adaptive_skip_flow/full"}},
+        "13": {"class_type": "SaveImage", "inputs": {"images": ["11", 0],
+                                                     "filename_prefix": "adaptive_skip_flow/skip"}},
+    }
+    titles = {"1": "Load Diffusion Model (MNIST DiT, loads as SD3)", "5": "Full 30 steps (reference)",
+              "6": "AdaptiveSkip Model Patch", "7": "KSampler on the patched model"}
+    positions = {"1": (20, 40), "2": (20, 200), "3": (20, 330), "4": (20, 460), "5": (380, 40), "6": (20, 640),
+                 "7": (380, 560), "8": (760, 560), "9": (1120, 560), "10": (760, 40), "11": (1120, 800),
+                 "12": (1120, 40), "13": (1480, 800)}
+    return prompt, {"positions": positions, "titles": titles}
+
+
 WORKFLOWS = {"adaptive_skip_basic.json": basic, "evo_schedule_search.json": search, "evo_schedule_load.json": load,
-             "evo_schedule_with_skip.json": with_skip}
-API_TWINS = ("evo_schedule_search.json", "evo_schedule_load.json", "evo_schedule_with_skip.json")
+             "evo_schedule_with_skip.json": with_skip, "adaptive_skip_flow.json": flow}
+API_TWINS = ("evo_schedule_search.json", "evo_schedule_load.json", "evo_schedule_with_skip.json",
+             "adaptive_skip_flow.json")
 POPULATE = ("evo_schedule_search.json", "evo_schedule_with_skip.json")  # their searches are shipped in schedules/
 
 

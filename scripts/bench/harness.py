@@ -66,6 +66,7 @@ class RunStats:
 
     rows: int = 0
     forwards: int = 0
+    inner_calls: int = 0  # PREDICT_NOISE calls that reached the model (one CFG evaluation of the batch each)
     sampler_calls: int = 0
     inner_time: float = 0.0
     inner_called: bool = False
@@ -140,6 +141,7 @@ class Harness:
         out = executor(*args, **kwargs)
         st.inner_time = time.perf_counter() - start
         st.inner_called = True
+        st.inner_calls += 1
         return out
 
     def _count(self, executor, *args, **kwargs):
@@ -192,7 +194,10 @@ class Harness:
         calls_ms = 1000 * sum(inner) / len(inner) if inner else None
         adaptive = setup is not None
         return RunResult(
-            spec=spec, samples=samples.float().cpu().clone(), model_calls=st.rows / self.rows_per_call,
+            # counted at the diffusion model where it runs the DIFFUSION_MODEL wrappers (UNet, Flux, Wan, ...); SD3's
+            # MMDiT does not in ComfyUI 0.3.64, so there the innermost PREDICT_NOISE calls are counted
+            spec=spec, samples=samples.float().cpu().clone(),
+            model_calls=st.rows / self.rows_per_call if st.forwards else float(st.inner_calls),
             forwards=st.forwards, sampler_calls=st.sampler_calls, wall=wall, walls=[wall],
             peak_rss_mb=(peak - rss_before) / 1024 if peak is not None and rss_before is not None else None,
             bookkeeping_us=1e6 * sum(st.bookkeeping) / len(st.bookkeeping) if st.bookkeeping else None,

@@ -26,6 +26,11 @@ def _overhead_bundled(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# What the decoded images and the feature classifier are, per benchmark model (Mode.model)
+IMAGES = {"bundled": ("decoded 8×8 digits", "digits-classifier"), "tiny": ("decoded 8×8 digits", "digits-classifier"),
+          "mnist_dit": ("decoded 28×28 MNIST digits", "MNIST-classifier")}
+
+
 def markdown_report(mode: P.Mode, plans: list[P.SectionPlan], rows: list[dict[str, Any]], reference_lines: list[str],
                     notes: list[str], machine: dict[str, str], command: str, overhead: dict[str, Any] | None,
                     schedule_md: str, plot_names: list[str]) -> str:
@@ -49,8 +54,9 @@ def markdown_report(mode: P.Mode, plans: list[P.SectionPlan], rows: list[dict[st
            f"null class), cfg {mode.cfg}, {mode.steps} steps, call budgets {mode.budgets[0]}–{mode.budgets[-1]}. "
            "A model call is one CFG evaluation of the whole batch, counted at the UNet (so EasyCache's skipped "
            "forwards are not counted). Fidelity: per-seed PSNR (dB) / SSIM of the final latent (range = the "
-           "reference sample's peak-to-peak) averaged over seeds; image metrics on the decoded 8×8 digits; "
-           "FD = Fréchet distance of digits-classifier features against the high-accuracy reference's images.", "",
+           f"reference sample's peak-to-peak) averaged over seeds; image metrics on the {IMAGES[mode.model][0]}; "
+           f"FD = Fréchet distance of {IMAGES[mode.model][1]} features against the high-accuracy reference's "
+           "images.", "",
            "## References", ""] + reference_lines + [""]
     out += ["## Side by side at each call budget", "",
             "Cells: latent PSNR/SSIM of the best run of that family spending at most that many calls (`@n` = it "
@@ -91,27 +97,59 @@ ANALYSIS_START, ANALYSIS_END = "<!-- analysis:start -->", "<!-- analysis:end -->
 ANALYSIS_PLACEHOLDER = "(Write the reading of these numbers here; this block survives regeneration.)"
 
 
-def publish(report_md: str, out_dir, repo_root, plot_names: list[str]) -> str:
+# Models other than the digits one publish into their own block at the end of BENCHMARKS.md
+MODEL_TITLES = {"mnist_dit": "# Benchmarks: the flow DiT (MNIST, loaded as SD3)"}
+
+
+def _markers(model: str) -> tuple[str, str, str, str]:
+    return (f"<!-- {model}:start -->", f"<!-- {model}:end -->", f"<!-- analysis-{model}:start -->",
+            f"<!-- analysis-{model}:end -->")
+
+
+def _cut(text: str, start: str, end: str) -> tuple[str, str]:
+    """(text without the block start..end, the block's inside); the inside is "" when there is no block."""
+    if start not in text or end not in text:
+        return text, ""
+    head, rest = text.split(start, 1)
+    inside, tail = rest.split(end, 1)
+    return head.rstrip("\n") + "\n" + tail.lstrip("\n"), inside
+
+
+def publish(report_md: str, out_dir, repo_root, plot_names: list[str], model: str = "bundled") -> str:
     """Write BENCHMARKS.md (the report, with its plots copied to docs/bench/) keeping the hand-written analysis
-    block of the previous BENCHMARKS.md. Returns the path written."""
+    block of the previous BENCHMARKS.md. The digits model's report is the file; another model's report replaces
+    only its own block at the end (plots in docs/bench/<model>/), and each keeps the other's. Returns the path."""
     import shutil
     from pathlib import Path
 
     repo_root, out_dir = Path(repo_root), Path(out_dir)
-    docs = repo_root / "docs" / "bench"
+    sub = f"{model}/" if model in MODEL_TITLES else ""
+    docs = repo_root / "docs" / "bench" / sub
     docs.mkdir(parents=True, exist_ok=True)
     body = report_md
     for name in plot_names:
         shutil.copyfile(out_dir / name, docs / name)
-        body = body.replace(f"]({name})", f"](docs/bench/{name})")
+        body = body.replace(f"]({name})", f"](docs/bench/{sub}{name})")
     target = repo_root / "BENCHMARKS.md"
-    analysis = ANALYSIS_PLACEHOLDER
-    if target.is_file():
-        old = target.read_text()
-        if ANALYSIS_START in old and ANALYSIS_END in old:
-            analysis = old.split(ANALYSIS_START, 1)[1].split(ANALYSIS_END, 1)[0].strip()
+    old = target.read_text() if target.is_file() else ""
+    blocks = {}
+    for other in MODEL_TITLES:
+        start, end, _, _ = _markers(other)
+        old, blocks[other] = _cut(old, start, end)
     title, rest = body.split("\n", 1)
-    text = (f"{title.replace('# AdaptiveSkip benchmark', '# Benchmarks')}\n\n{ANALYSIS_START}\n{analysis}\n"
-            f"{ANALYSIS_END}\n{rest}")
+    if model in MODEL_TITLES:
+        start, end, a_start, a_end = _markers(model)
+        _, analysis = _cut(blocks[model], a_start, a_end)
+        blocks[model] = (f"\n{MODEL_TITLES[model]}\n\n{a_start}\n{analysis.strip() or ANALYSIS_PLACEHOLDER}\n"
+                         f"{a_end}\n{rest.strip()}\n")
+        text = old
+    else:
+        _, analysis = _cut(old, ANALYSIS_START, ANALYSIS_END)
+        text = (f"{title.replace('# AdaptiveSkip benchmark', '# Benchmarks')}\n\n{ANALYSIS_START}\n"
+                f"{analysis.strip() or ANALYSIS_PLACEHOLDER}\n{ANALYSIS_END}\n{rest}")
+    for other, inside in blocks.items():
+        if inside:
+            start, end, _, _ = _markers(other)
+            text = f"{text.rstrip()}\n\n{start}{inside}{end}\n"
     target.write_text(text)
     return str(target)

@@ -90,3 +90,34 @@ def digits_inputs(emb: torch.Tensor, seeds: int, latent_side: int):
     noise = torch.cat([torch.randn(1, 4, side, side, generator=torch.Generator().manual_seed(s))
                        for s in range(seeds)])
     return positive, negative, latent, noise, labels
+
+
+# ------------------------------------------------------------------ the bundled flow DiT (MNIST, loads as SD3)
+MNIST_DIT_PATH = PACK_ROOT / "models" / "diffusion_models" / "adaptive_skip_mnist_dit.safetensors"
+MNIST_DIT_COND_PATH = PACK_ROOT / "models" / "adaptive_skip_mnist_dit_cond.safetensors"
+MNIST_CLASSIFIER_PATH = PACK_ROOT / "models" / "mnist_classifier.safetensors"
+MNIST_DIT_CFG = 3.0  # the model card's default
+
+
+def load_mnist_dit() -> tuple[Any, dict[str, torch.Tensor], dict[str, float]]:
+    """(ModelPatcher, class tables {"context": (11, 2, 64), "pooled": (11, 64)}, decode constants) of the DiT."""
+    import comfy.sd
+    from safetensors.torch import load_file
+    for path in (MNIST_DIT_PATH, MNIST_DIT_COND_PATH):
+        if not path.is_file():
+            raise FileNotFoundError(f"bundled model file missing: {path} (train it with scripts/train_mnist_dit.py)")
+    model = comfy.sd.load_diffusion_model(str(MNIST_DIT_PATH))
+    cond = load_file(str(MNIST_DIT_COND_PATH))
+    decode = {k: float(cond[f"latent_{k}"]) for k in ("mean", "std")}
+    return model, {k: cond[k].float() for k in ("context", "pooled")}, decode
+
+
+def mnist_dit_inputs(tables: dict[str, torch.Tensor], seeds: int):
+    """As digits_inputs, for the DiT: SD3-style CONDITIONING (context + pooled_output), latent (seeds, 16, 8, 8)."""
+    labels = torch.arange(seeds) % 10
+    null = torch.tensor([NULL_INDEX])
+    positive = [[tables["context"][labels].clone(), {"pooled_output": tables["pooled"][labels].clone()}]]
+    negative = [[tables["context"][null].clone(), {"pooled_output": tables["pooled"][null].clone()}]]
+    latent = torch.zeros(seeds, 16, 8, 8)
+    noise = torch.cat([torch.randn(1, 16, 8, 8, generator=torch.Generator().manual_seed(s)) for s in range(seeds)])
+    return positive, negative, latent, noise, labels

@@ -97,7 +97,7 @@ def oracle_specs(harness, plans: list[P.SectionPlan], mode: P.Mode, log) -> list
 
 
 # ------------------------------------------------------------------------------------------- schedules
-SCHEDULE_DIRS = ("schedules",)
+SCHEDULE_DIRS = ("schedules", "schedules/mnist_dit")  # the flow DiT's searches in their own folder
 COMFY_SCHEDULERS = ("karras", "exponential", "normal", "simple", "sgm_uniform", "beta", "kl_optimal")
 
 
@@ -118,7 +118,9 @@ def schedule_specs(pack, harness, pack_root: Path, peers: tuple[str, ...]
         return [], ["searched schedules: no schedules/ folder with saved schedules; section left out"]
     library = pack_module("core.schedule_library")
     from comfy_extras.nodes_align_your_steps import AlignYourStepsScheduler
-    out, notes = [], []
+    base = harness.model.model
+    model_type = f"{type(base.model_config).__name__}/{base.model_type.name}"
+    out, notes, other = [], [], []
     for folder in folders:
         for path in sorted(folder.glob("*.json")):
             try:
@@ -126,14 +128,22 @@ def schedule_specs(pack, harness, pack_root: Path, peers: tuple[str, ...]
             except ValueError as err:
                 notes.append(f"searched schedules: skipped {path.name}: {err}")
                 continue
+            if rec.model_type != model_type:  # searched for another model: its sigmas mean nothing here
+                other.append(path.name)
+                continue
             n = rec.steps
             mine = P.RunSpec(P.SCHEDULE, rec.sampler, "custom", n, label=f"searched {path.stem}",
                              sigmas=tuple(float(s) for s in rec.sigmas))
-            ays = AlignYourStepsScheduler.execute("SD1", n, 1.0).result[0]
+            # AYS has an SD1.5 table, not one for flow models
+            ays = AlignYourStepsScheduler.execute("SD1", n, 1.0).result[0] if model_type.startswith("SD15/") else None
             rivals = [run for peer in peers if peer != rec.sampler for run in _schedule_runs(peer, n, ays)]
             out.append((rec, mine, _schedule_runs(rec.sampler, n, ays), rivals))
+    if other:
+        notes.append(f"searched schedules: {len(other)} schedule(s) found for another model type than {model_type} "
+                     f"left out ({', '.join(other)})")
     if not out:
-        notes.append("searched schedules: the schedules/ folder holds no readable schedule; section left out")
+        notes.append(f"searched schedules: the schedules/ folder holds no readable {model_type} schedule; section "
+                     "left out")
     return out, notes
 
 

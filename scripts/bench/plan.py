@@ -72,7 +72,7 @@ class Mode:
     """Sizes of one benchmark mode."""
 
     name: str
-    model: str  # "bundled" or "tiny" (random weights, for the smoke test)
+    model: str  # "bundled" (the digits UNet), "mnist_dit" (the flow DiT) or "tiny" (random weights, smoke test)
     seeds: int
     steps: int
     cfg: float

@@ -54,6 +54,24 @@ class Scorer:
                                   f.digit_features(self.classifier, self.images(ref)))
 
 
+@dataclass
+class MnistScorer(Scorer):
+    """Scorer for the flow DiT: its exact decode to 28x28 digits and the MNIST classifier's features
+    (``features`` is core/mnist_features.py, ``distance`` the Fréchet distance function)."""
+
+    distance: Callable[[Any, Any], float] = None
+
+    def images(self, samples: torch.Tensor) -> torch.Tensor:
+        return self.features.latent_to_mnist(samples, self.decode["mean"], self.decode["std"])
+
+    def feature_distance(self, samples: torch.Tensor, ref: torch.Tensor) -> float | None:
+        if samples.shape[0] < 2:
+            return None
+        f = self.features
+        return self.distance(f.mnist_features(self.classifier, self.images(samples)),
+                             f.mnist_features(self.classifier, self.images(ref)))
+
+
 def _setting(spec: P.RunSpec) -> dict[str, Any]:
     kw = spec.skip_kwargs
     out = {k: kw.get(k, "") for k in ("criterion", "max_consecutive_skips", "reuse", "stride", "target_calls")}
