@@ -10,6 +10,8 @@ because "beats the uniform plan" is the claim a user wants checked.
 """
 from __future__ import annotations
 
+import itertools
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from .block_plan import BlockId, BlockPlan, BlockPlanError, evenly_dropped, kept
 Mask = list[list[bool]]
 Fitness = Callable[[list[BlockPlan]], Sequence[float]]  # lower is better, one value per plan
 Progress = Callable[[int, int], None]  # (evaluated so far, planned evaluations)
+ALL_UNIFORM = 16  # up to this many uniform plans, all of them seed the search
 
 
 @dataclass(frozen=True)
@@ -103,13 +106,17 @@ def mutate(mask: Mask, rng: random.Random, moves: int = 1) -> Mask:
 
 
 def uniform_seeds(steps: int, n: int, cost: float) -> list[Mask]:
-    """Uniform plans at this cost: the same blocks dropped at every step, with the dropped blocks at the end, the
-    start, and evenly spread (several offsets)."""
+    """Uniform plans at this cost: the same blocks dropped at every step. Every choice of dropped blocks when there
+    are at most `ALL_UNIFORM` of them, else the dropped blocks at the end, the start, and evenly spread. (When
+    cost x blocks is not whole, repair later adds or drops the few calls left over at random steps.)"""
     drop = n - max(1, min(n, round(cost * n)))
     if drop == 0:
         return [[[True] * n for _ in range(steps)]]
-    choices = [list(range(n - drop, n)), list(range(drop))]
-    choices += [evenly_dropped(n, drop, off) for off in (0.0, 0.25, 0.5, 0.75)]
+    if math.comb(n, drop) <= ALL_UNIFORM:
+        choices = [list(c) for c in itertools.combinations(range(n), drop)]
+    else:
+        choices = [list(range(n - drop, n)), list(range(drop))]
+        choices += [evenly_dropped(n, drop, off) for off in (0.0, 0.25, 0.5, 0.75)]
     seen, out = set(), []
     for dropped in choices:
         key = tuple(sorted(dropped))

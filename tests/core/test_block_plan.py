@@ -89,8 +89,10 @@ def test_operators_keep_the_budget_and_a_block_per_step():
         b = repair([[rng.random() < 0.2 for _ in range(6)] for _ in range(5)], 14, rng)
         for m in (a, b, repair(crossover(a, b, rng), 14, rng), mutate(a, rng, moves=2)):
             assert sum(map(sum, m)) == 14 and all(any(r) for r in m)
-    assert len(uniform_seeds(4, 6, 0.5)) >= 3
-    assert all(sum(row) == 3 for seed in uniform_seeds(4, 6, 0.5) for row in seed)
+    assert len(uniform_seeds(4, 4, 0.5)) == 6  # every choice of 2 dropped blocks of 4
+    assert len(uniform_seeds(4, 12, 0.5)) >= 3  # C(12, 6) is too many: spread choices only
+    for seed in uniform_seeds(4, 6, 0.5) + uniform_seeds(4, 12, 0.5):
+        assert len({tuple(row) for row in seed}) == 1 and sum(seed[0]) == len(seed[0]) // 2
 
 
 def _distance_to(target):
