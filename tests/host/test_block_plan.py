@@ -19,10 +19,32 @@ def pack_modules(host):
     return (sys.modules[f"{name}.nodes.block_plan"], sys.modules[f"{name}.core.block_plan"])
 
 
+def tiny_flux(tiny_models, seed: int = 6):
+    """A random Flux with 2 double and 2 single blocks, built from ComfyUI's own Flux config (its state-dict
+    detection fixes the width at 3072, too big here)."""
+    import comfy.model_management as mm
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    config = comfy.supported_models.Flux(dict(
+        image_model="flux", in_channels=16, out_channels=16, vec_in_dim=8, context_in_dim=16, hidden_size=64,
+        mlp_ratio=2.0, num_heads=2, depth=2, depth_single_blocks=2, axes_dim=[8, 12, 12], theta=10000,
+        patch_size=2, qkv_bias=True, guidance_embed=False))
+    config.set_inference_dtype(torch.float32, None)
+    model = config.get_model({})
+    model.diffusion_model.load_state_dict(tiny_models.random_state_dict(model.diffusion_model, seed))
+    patcher = comfy.model_patcher.ModelPatcher(model, mm.get_torch_device(), mm.unet_offload_device())
+    gen = torch.Generator().manual_seed(seed + 1)
+
+    def cond():
+        return [[torch.randn(1, 4, 16, generator=gen), {"pooled_output": torch.randn(1, 8, generator=gen)}]]
+    return tiny_models.TinyModel(patcher, cond(), cond(), {"samples": torch.zeros(1, 16, 8, 8)}, "Flux")
+
+
 @pytest.fixture(scope="module")
 def tinies(tiny_models):
     return {"sd3": tiny_models.tiny_sd3(seed=3), "sd15": tiny_models.tiny_sd15(seed=4),
-            "wan21": tiny_models.tiny_wan21(seed=5)}
+            "wan21": tiny_models.tiny_wan21(seed=5), "flux": tiny_flux(tiny_models)}
 
 
 def _with_model(tiny, model):
@@ -43,7 +65,7 @@ def test_nodes_register_with_tooltips(host):
         assert cls.CATEGORY.startswith("sampling/adaptive_skip")
 
 
-@pytest.mark.parametrize("family", ["sd3", "wan21", "sd15"])
+@pytest.mark.parametrize("family", ["sd3", "wan21", "flux", "sd15"])
 def test_every_block_on_is_bit_identical_and_the_model_is_untouched(host, tiny_models, tinies, pack_modules, family):
     bp, core = pack_modules
     tiny = tinies[family]
@@ -62,8 +84,8 @@ def test_every_block_on_is_bit_identical_and_the_model_is_untouched(host, tiny_m
     assert torch.equal(_run(tiny_models, tiny, tiny.model), base)  # the original still samples as before
 
 
-@pytest.mark.parametrize("family, sampler, steps", [("sd3", "euler", 5), ("sd3", "heun", 4), ("sd15", "dpmpp_2m", 5),
-                                                    ("sd15", "heun", 3)])
+@pytest.mark.parametrize("family, sampler, steps", [("sd3", "euler", 5), ("sd3", "heun", 4), ("flux", "dpmpp_2m", 4),
+                                                    ("sd15", "dpmpp_2m", 5), ("sd15", "heun", 3)])
 def test_block_calls_match_the_plan(host, tiny_models, tinies, pack_modules, family, sampler, steps):
     bp, core = pack_modules
     tiny = tinies[family]
@@ -81,13 +103,15 @@ def test_block_calls_match_the_plan(host, tiny_models, tinies, pack_modules, fam
     assert torch.isfinite(out).all() and not torch.equal(out, _run(tiny_models, tiny, tiny.model, steps, sampler))
 
 
-def test_a_skipped_dit_block_passes_its_input_through(host, tiny_models, tinies, pack_modules):
+@pytest.mark.parametrize("family, block", [("sd3", ("double_block", 1)), ("flux", ("double_block", 0)),
+                                           ("flux", ("single_block", 1))])
+def test_a_skipped_dit_block_passes_its_input_through(host, tiny_models, tinies, pack_modules, family, block):
     bp, core = pack_modules
-    tiny = tinies["sd3"]
+    tiny = tinies[family]
     info = bp.model_blocks(tiny.model)
-    plan = core.uniform_plan(4, info.blocks, info.identity, dropped=[1])
+    plan = core.uniform_plan(4, info.blocks, info.identity, dropped=[info.blocks.index(block)])
     by_hand = tiny.model.clone()  # what ComfyUI's SkipLayerGuidance does to a block
-    by_hand.set_model_patch_replace(lambda args, extra: args, "dit", "double_block", 1)
+    by_hand.set_model_patch_replace(lambda args, extra: args, "dit", *block)
     assert torch.equal(_run(tiny_models, tiny, bp.apply_plans(tiny.model, [plan])),
                        _run(tiny_models, tiny, by_hand))
 
