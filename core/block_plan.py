@@ -41,6 +41,7 @@ class BlockPlan:
     sigmas: tuple[float, ...] = ()  # the schedule the plan was searched on (informational; may be empty)
     note: str = ""
     weights: tuple[float, ...] = field(default=())  # relative compute of each block; empty = all equal
+    sampler: str = ""  # the sampler it was searched with: with `sigmas`, the two-stage search's whole result
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask", tuple(tuple(bool(v) for v in row) for row in self.mask))
@@ -103,8 +104,8 @@ class BlockPlan:
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "model": self.model, "blocks": [list(b) for b in self.blocks],
                 "mask": ["".join("1" if v else "0" for v in row) for row in self.mask],
-                "cost": round(self.cost, 6), "sigmas": list(self.sigmas), "weights": list(self.weights),
-                "note": self.note}
+                "cost": round(self.cost, 6), "sigmas": list(self.sigmas), "sampler": self.sampler,
+                "weights": list(self.weights), "note": self.note}
 
     def to_text(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -125,7 +126,7 @@ class BlockPlan:
             raise BlockPlanError("BLOCK_PLAN \"mask\" must be a list of strings of 0 and 1, one per step")
         plan = cls(mask=tuple(tuple(c == "1" for c in r) for r in rows), blocks=tuple(data["blocks"]),
                    model=str(data["model"]), sigmas=tuple(data.get("sigmas") or ()), note=str(data.get("note", "")),
-                   weights=tuple(data.get("weights") or ()))
+                   weights=tuple(data.get("weights") or ()), sampler=str(data.get("sampler", "")))
         if "cost" in data and abs(float(data["cost"]) - plan.cost) > 1e-4:
             raise BlockPlanError(f"BLOCK_PLAN text says cost {data['cost']} but its mask costs {plan.cost:.6f}; "
                                  "the text was edited inconsistently: fix the mask or delete the \"cost\" entry")

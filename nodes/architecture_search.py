@@ -151,9 +151,10 @@ class EvoArchitectureSearch:
                            sigmas=[float(s) for s in sigmas])
         random_fitness = score([rand])[0]
         search_seconds = time.perf_counter() - started
+        sampler_label = getattr(sampler_obj.sampler_function, "__name__", "?").removeprefix("sample_")
         plan = BlockPlan(result.best.mask, result.best.blocks, result.best.model, sigmas=result.best.sigmas,
-                         note=f"EvoArchitectureSearch {fitness} {result.fitness:.4g}, sampler "
-                              f"{getattr(sampler_obj.sampler_function, '__name__', '?')}, cfg {cfg}")
+                         sampler=sampler_name if sampler is None else sampler_label,
+                         note=f"EvoArchitectureSearch {fitness} {result.fitness:.4g}, cfg {cfg}, {num_seeds} seeds")
         report = self._report(model, runner, plan, result, random_fitness, search_seconds, fitness)
         if save_name.strip():
             report += f"\nsaved as {save_plan(plan, save_name)}"

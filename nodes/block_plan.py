@@ -382,8 +382,12 @@ class LoadBlockPlan:
     """A BLOCK_PLAN from the library folder, or from pasted text (the text wins when given)."""
 
     CATEGORY = CATEGORY
-    RETURN_TYPES = ("BLOCK_PLAN", "STRING")
-    RETURN_NAMES = ("block_plan", "summary")
+    RETURN_TYPES = ("BLOCK_PLAN", "SIGMAS", "STRING")
+    RETURN_NAMES = ("block_plan", "sigmas", "summary")
+    OUTPUT_TOOLTIPS = ("The plan, for ApplyBlockPlan.",
+                       "The schedule the plan was searched on (stage 1 of the two-stage search), for SamplerCustom; "
+                       "empty when the plan carries none.",
+                       "What the plan holds.")
     FUNCTION = "load"
 
     @classmethod
@@ -403,7 +407,10 @@ class LoadBlockPlan:
                                  "text or pick a saved plan")
         else:
             loaded = load_plan_file(plan)
-        return (loaded, loaded.summary())
+        summary = loaded.summary() + (f"; sampler {loaded.sampler}" if loaded.sampler else "")
+        if not loaded.sigmas:
+            summary += "; it carries no SIGMAS: sample with a schedule of its step count"
+        return (loaded, torch.tensor(loaded.sigmas, dtype=torch.float32), summary)
 
 
 class SaveBlockPlan:

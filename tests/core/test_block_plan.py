@@ -24,12 +24,13 @@ def test_cost_counts_block_calls_and_weights():
 
 
 def test_text_round_trip_is_exact_and_readable():
-    plan = random_plan(5, BLOCKS, MODEL, 0.6, random.Random(2), sigmas=(1.0, 0.8, 0.5, 0.3, 0.1, 0.0), note="x")
+    plan = random_plan(5, BLOCKS, MODEL, 0.6, random.Random(2), sigmas=(1.0, 0.8, 0.5, 0.3, 0.1, 0.0), note="x",
+                       sampler="dpmpp_2m")
     text = plan.to_text()
     assert BlockPlan.from_text(text) == plan
     data = json.loads(text)
     assert data["mask"][0] == "".join("1" if v else "0" for v in plan.mask[0])
-    assert data["blocks"][0] == ["double_block", 0]
+    assert data["blocks"][0] == ["double_block", 0] and data["sampler"] == "dpmpp_2m"
 
 
 @pytest.mark.parametrize("mask, fix", [

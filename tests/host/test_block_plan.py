@@ -202,7 +202,8 @@ def test_save_load_round_trip_and_the_search_node(host, tinies, pack_modules, tm
     assert "6 of 12 block calls" in report and "saved as" in report
     assert (tmp_path / "found.json").is_file()
     assert "found.json" in host.mappings["LoadBlockPlan"].INPUT_TYPES()["required"]["plan"][0]
-    loaded, summary = host.mappings["LoadBlockPlan"]().load("found.json")
-    assert loaded == plan and "cost 0.500" in summary
-    pasted, _ = host.mappings["LoadBlockPlan"]().load("(pasted text)", plan.to_text())
+    loaded, loaded_sigmas, summary = host.mappings["LoadBlockPlan"]().load("found.json")
+    assert loaded == plan and "cost 0.500" in summary and "sampler euler" in summary
+    assert torch.equal(loaded_sigmas, sigmas.float())  # the combined record: stage 1's SIGMAS come back too
+    pasted, _, _ = host.mappings["LoadBlockPlan"]().load("(pasted text)", plan.to_text())
     assert pasted == plan
