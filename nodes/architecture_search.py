@@ -25,7 +25,8 @@ from .block_plan import CATEGORY, StatsMailbox, apply_plans, model_blocks, save_
 
 logger = logging.getLogger(__name__)
 
-FITNESS_CHOICES = ("fidelity",)
+FITNESS_CHOICES = ("fidelity", "frechet")
+FEATURE_CHOICES = ("mnist_classifier", "digits_classifier", "clip_vision")  # nodes/frechet_features.py
 
 
 class PlanSampler:
@@ -105,22 +106,38 @@ class EvoArchitectureSearch:
                 "generations": ("INT", {"default": 8, "min": 0, "max": 200, "tooltip": "Generations of evolution."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": "fixed",
                                  "tooltip": "Seed of the noise (seed + i for seed i) and of the search."}),
-                "fitness": (list(FITNESS_CHOICES), {"tooltip": "fidelity: closeness of the final latents to the "
-                                                               "same run with every block."}),
+                "fitness": (list(FITNESS_CHOICES), {"tooltip": (
+                    "fidelity: closeness of the final latents to the same run with every block. frechet: Fréchet "
+                    "distance of the decoded samples' features to real reference_images (AutoDiffusion's FID "
+                    "signal); needs reference_images, and the VAE unless a bundled model's classifier is used.")}),
             },
             "optional": {
                 "sampler": ("SAMPLER", {"tooltip": "A SAMPLER (e.g. KSamplerSelect); overrides sampler_name."}),
-                "save_name": ("STRING", {"default": "", "tooltip": "Save the plan under this name in "
-                                                                 "models/adaptive_skip_block_plans (empty: not saved)."}),
+                "save_name": ("STRING", {"default": "", "tooltip": (
+                    "Save the plan under this name in models/adaptive_skip_block_plans (empty: not saved).")}),
                 "candidates_per_call": ("INT", {"default": 8, "min": 1, "max": 64,
                                                 "tooltip": "Plans sampled together in one batch (memory vs speed)."}),
+                "features": (list(FEATURE_CHOICES), {"tooltip": (
+                    "frechet only: the feature network. mnist_classifier / digits_classifier: the pack's "
+                    "classifiers for its bundled models (decoded by their exact latent maps when no VAE is "
+                    "connected); clip_vision: the connected CLIP_VISION model's image embeddings.")}),
+                "reference_images": ("IMAGE", {"tooltip": "frechet only: real images the samples are compared "
+                                                          "with (more than the feature size for a stable distance)."}),
+                "vae": ("VAE", {"tooltip": "frechet only: decodes the samples (not needed for the bundled models)."}),
+                "clip_vision": ("CLIP_VISION", {"tooltip": "frechet with clip_vision features: a CLIPVisionLoader "
+                                                           "model."}),
             },
         }
 
     def search(self, model, positive, negative, latent_image, sampler_name, sigmas, cfg, cost_target, num_seeds,
-               population, generations, seed, fitness, sampler=None, save_name="", candidates_per_call=8):
+               population, generations, seed, fitness, sampler=None, save_name="", candidates_per_call=8,
+               features=FEATURE_CHOICES[0], reference_images=None, vae=None, clip_vision=None):
         if fitness not in FITNESS_CHOICES:
             raise BlockPlanError(f"fitness {fitness!r} is not one of {FITNESS_CHOICES}")
+        frechet = None
+        if fitness == "frechet":
+            from .frechet_features import build_frechet_fitness
+            frechet = build_frechet_fitness(features, reference_images, vae=vae, clip_vision=clip_vision)
         sigmas = torch.as_tensor(sigmas).flatten()
         if len(sigmas) < 2:
             raise BlockPlanError("EvoArchitectureSearch: 'sigmas' needs at least 2 values (one step); wire a "
@@ -141,7 +158,9 @@ class EvoArchitectureSearch:
             out = []
             for start in range(0, len(plans), chunk):
                 part = plans[start:start + chunk]
-                out += [mse(o, reference) for o in runner.plans(part)]
+                outputs = runner.plans(part)
+                out += frechet.score(outputs, reference) if frechet is not None else [mse(o, reference)
+                                                                                       for o in outputs]
                 bar.update(len(part))
             return out
 
@@ -152,10 +171,15 @@ class EvoArchitectureSearch:
         random_fitness = score([rand])[0]
         search_seconds = time.perf_counter() - started
         sampler_label = getattr(sampler_obj.sampler_function, "__name__", "?").removeprefix("sample_")
+        fitness_name = fitness if frechet is None else frechet.identity
         plan = BlockPlan(result.best.mask, result.best.blocks, result.best.model, sigmas=result.best.sigmas,
                          sampler=sampler_name if sampler is None else sampler_label,
-                         note=f"EvoArchitectureSearch {fitness} {result.fitness:.4g}, cfg {cfg}, {num_seeds} seeds")
-        report = self._report(model, runner, plan, result, random_fitness, search_seconds, fitness)
+                         note=f"EvoArchitectureSearch {fitness_name} {result.fitness:.4g}, cfg {cfg}, "
+                              f"{num_seeds} seeds")
+        label = "fidelity (MSE to every block)" if frechet is None else f"Fréchet distance ({frechet.feature_name})"
+        report = self._report(model, runner, plan, result, random_fitness, search_seconds, label)
+        if frechet is not None and frechet.stability_note(num_seeds):
+            report += "\n" + frechet.stability_note(num_seeds)
         if save_name.strip():
             report += f"\nsaved as {save_plan(plan, save_name)}"
         logger.info("AdaptiveSkip: %s", report.replace("\n", "; "))
@@ -170,10 +194,11 @@ class EvoArchitectureSearch:
         _, full_time = runner.timed(model)
         ratio = (result.uniform_fitness / result.fitness) if result.fitness > 0 else float("inf")
         return (f"EvoArchitectureSearch: {plan.summary()}\n"
-                f"{fitness} (MSE to every block): found {result.fitness:.4g}; best uniform plan "
+                f"{fitness}: found {result.fitness:.4g}; best uniform plan "
                 f"{result.uniform_fitness:.4g} ({ratio:.2f}x the found plan's); random plan {random_fitness:.4g}\n"
                 f"measured: {stats.block_calls} of {stats.block_calls + stats.block_skips} block calls; wall time "
-                f"{plan_time:.3f}s vs {full_time:.3f}s for the unpatched model ({plan_time / max(full_time, 1e-9):.2f}x) "
+                f"{plan_time:.3f}s vs {full_time:.3f}s for the unpatched model "
+                f"({plan_time / max(full_time, 1e-9):.2f}x) "
                 f"for {runner.num_seeds} seeds\n"
                 f"search: {result.evaluated} plans in {seconds:.1f}s")
 

@@ -204,7 +204,8 @@ def plot(rows: list[dict], path: Path, reference_fd: float) -> None:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("Architecture stage on the MNIST flow DiT: per-step block plans vs uniform/random plans and fewer steps")
+    fig.suptitle("Architecture stage on the MNIST flow DiT: per-step block plans vs uniform/random plans and "
+                 "fewer steps")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
