@@ -66,6 +66,10 @@ def main(argv=None) -> int:
     parser.add_argument("--reference-steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2, help="wall time: best of this many runs")
     parser.add_argument("--schedule", default="", help="a saved EvoTimestepSchedule record (stage 1) at --steps")
+    parser.add_argument("--stage1", action="store_true",
+                        help="run EvoTimestepSchedule (stage 1) at --steps and at each timesteps-only step count "
+                             "(10 seeds, classes 0-9; records kept in a temporary folder)")
+    parser.add_argument("--stage1-budget", type=int, default=6000)
     parser.add_argument("--fewer-steps", nargs="*", type=int, default=None,
                         help="timesteps-only step counts (default: round(c * N) for each cost)")
     parser.add_argument("--out", default=str(PACK / "docs" / "architecture_stage"))
@@ -138,19 +142,27 @@ def main(argv=None) -> int:
         return row
 
     schedules = {f"{args.scheduler}": sigmas_for(args.steps)}
+    fewer = args.fewer_steps or sorted({max(1, round(c * args.steps)) for c in args.costs if c < 1.0})
+    searched = {}
     if args.schedule:
         record = json.loads(Path(args.schedule).read_text())
-        schedules["stage1"] = torch.tensor(record["sigmas"], dtype=torch.float32)
-    fewer = args.fewer_steps or sorted({max(1, round(c * args.steps)) for c in args.costs})
+        searched[len(record["sigmas"]) - 1] = torch.tensor(record["sigmas"], dtype=torch.float32)
+    if args.stage1:
+        searched.update({n: stage1(pack, model, table, negative_row, args, n) for n in sorted({args.steps, *fewer})})
+    if args.steps in searched:
+        schedules["stage1"] = searched[args.steps]
     for n in fewer:
         score(f"timesteps only, {args.scheduler} N={n}", "timesteps only", sigmas_for(n), None, 1.0)
+        if n in searched:
+            score(f"timesteps only, searched N={n}", "searched timesteps", searched[n], None, 1.0)
     for sched_name, sigmas in schedules.items():
         steps = len(sigmas) - 1
         fit = runner(sigmas, args.fit_seeds, 0)
         target = fit.full()
         for cost in args.costs:
             if cost >= 1.0:
-                score(f"{sched_name} N={steps}, every block", "every block", sigmas, None, 1.0)
+                fam = "searched timesteps" if sched_name == "stage1" else "every block"
+                score(f"{sched_name} N={steps}, every block", fam, sigmas, None, 1.0)
                 continue
 
             def fitness(plans):
@@ -183,13 +195,33 @@ def main(argv=None) -> int:
     return 0
 
 
+def stage1(pack, model, table, negative_row: int, args, steps: int) -> torch.Tensor:
+    """EvoTimestepSchedule's schedule for `steps` (10 fitness and 10 validation seeds, classes 0-9), its record
+    saved in a temporary folder (never in ComfyUI's models folder)."""
+    import tempfile
+
+    import folder_paths
+    sched = sys.modules[f"{pack.__name__}.nodes.schedule"]
+    holder = tempfile.mkdtemp(prefix="arch_report_stage1_")
+    folder_paths.folder_names_and_paths[sched.FOLDER] = ([holder], {".json"})
+    classes = list(range(10))
+    start = time.perf_counter()
+    out = sched.EvoTimestepSchedule().search(
+        model, conditioning(table, classes), conditioning(table, [negative_row] * 10),
+        {"samples": torch.zeros(1, 16, 8, 8)}, args.sampler, steps, args.cfg, 10, args.stage1_budget, 0,
+        validation_seeds=10, reference_steps=args.reference_steps)
+    sigmas = out["result"][0]
+    print(f"stage 1, N={steps}: {time.perf_counter() - start:.1f}s; " + out["result"][1].splitlines()[0])
+    return sigmas.float()
+
+
 def plot(rows: list[dict], path: Path, reference_fd: float) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    styles = {"timesteps only": ("k", "s"), "every block": ("k", "*"), "found plan": ("tab:blue", "o"),
+    styles = {"timesteps only": ("k", "s"), "every block": ("k", "*"), "searched timesteps": ("tab:purple", "s"), "found plan": ("tab:blue", "o"),
               "uniform plan": ("tab:orange", "^"), "random plan": ("tab:gray", "x"), "two-stage": ("tab:green", "D")}
     for ax, key, label in ((axes[0], "frechet", "Fréchet distance to real digits (lower is better)"),
                            (axes[1], "psnr", "PSNR vs high-accuracy reference, dB (higher is better)")):
