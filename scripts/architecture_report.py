@@ -220,24 +220,28 @@ def plot(rows: list[dict], path: Path, reference_fd: float) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    styles = {"timesteps only": ("k", "s"), "every block": ("k", "*"), "searched timesteps": ("tab:purple", "s"), "found plan": ("tab:blue", "o"),
-              "uniform plan": ("tab:orange", "^"), "random plan": ("tab:gray", "x"), "two-stage": ("tab:green", "D")}
-    for ax, key, label in ((axes[0], "frechet", "Fréchet distance to real digits (lower is better)"),
-                           (axes[1], "psnr", "PSNR vs high-accuracy reference, dB (higher is better)")):
-        for fam, (colour, marker) in styles.items():
-            pts = sorted((r["seconds"], r[key]) for r in rows if r["family"] == fam)
-            if pts:
-                ax.plot(*zip(*pts), marker=marker, color=colour, linestyle="-" if fam != "random plan" else "",
-                        label=fam)
-        if key == "frechet":
-            ax.axhline(reference_fd, color="k", linestyle=":", linewidth=1, label="high-accuracy reference")
-        ax.set_xlabel("wall time of the held-out batch, s")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Architecture stage on the MNIST flow DiT: per-step block plans vs uniform/random plans and "
-                 "fewer steps")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    styles = {"timesteps only": ("k", "s"), "every block": ("k", "*"), "searched timesteps": ("tab:purple", "s"),
+              "found plan": ("tab:blue", "o"), "uniform plan": ("tab:orange", "^"), "random plan": ("tab:gray", "x"),
+              "two-stage": ("tab:green", "D")}
+    panels = [("seconds", "wall time of the held-out batch, s"),
+              ("block_compute", "block compute: steps x block cost (full-network steps)")]
+    for row, (xkey, xlabel) in enumerate(panels):
+        for ax, key, label in ((axes[row][0], "frechet", "Fréchet distance to real digits (lower better)"),
+                               (axes[row][1], "psnr", "PSNR vs 100-step reference, dB (higher better)")):
+            for fam, (colour, marker) in styles.items():
+                pts = sorted((r[xkey], r[key]) for r in rows if r["family"] == fam)
+                if pts:
+                    ax.plot(*zip(*pts), marker=marker, color=colour, label=fam,
+                            linestyle="-" if fam != "random plan" else "")
+            if key == "frechet":
+                ax.axhline(reference_fd, color="k", linestyle=":", linewidth=1, label="high-accuracy reference")
+            ax.set_xlabel(xlabel, fontsize=9)
+            ax.set_ylabel(label, fontsize=9)
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("Architecture stage on the MNIST flow DiT: block plans vs uniform/random plans and fewer steps",
+                 fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
