@@ -72,8 +72,21 @@ def main(argv=None) -> int:
     parser.add_argument("--stage1-budget", type=int, default=6000)
     parser.add_argument("--fewer-steps", nargs="*", type=int, default=None,
                         help="timesteps-only step counts (default: round(c * N) for each cost)")
+    parser.add_argument("--no-builtin", action="store_true",
+                        help="skip the built-in schedule's points (e.g. when another process runs them)")
+    parser.add_argument("--merge", nargs="+", default=None,
+                        help="only merge these JSON results (runs split over processes) into --out's JSON + plot")
     parser.add_argument("--out", default=str(PACK / "docs" / "architecture_stage"))
     args = parser.parse_args(argv)
+    if args.merge:
+        parts = [json.loads(Path(p).read_text()) for p in args.merge]
+        rows = [r for part in parts for r in part["rows"]]
+        meta = {"merged": args.merge, **parts[0]["meta"]}
+        out = Path(args.out)
+        out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        plot(rows, out.with_suffix(".png"), meta["reference_frechet"])
+        print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+        return 0
     torch.set_num_threads(1)
 
     root = Path(args.root)
@@ -141,7 +154,7 @@ def main(argv=None) -> int:
               f"{best:6.3f}s" + (f"  fitness {fitness:.4g}" if fitness is not None else ""), flush=True)
         return row
 
-    schedules = {f"{args.scheduler}": sigmas_for(args.steps)}
+    schedules = {} if args.no_builtin else {f"{args.scheduler}": sigmas_for(args.steps)}
     fewer = args.fewer_steps or sorted({max(1, round(c * args.steps)) for c in args.costs if c < 1.0})
     searched = {}
     if args.schedule:
@@ -152,7 +165,8 @@ def main(argv=None) -> int:
     if args.steps in searched:
         schedules["stage1"] = searched[args.steps]
     for n in fewer:
-        score(f"timesteps only, {args.scheduler} N={n}", "timesteps only", sigmas_for(n), None, 1.0)
+        if not args.no_builtin:
+            score(f"timesteps only, {args.scheduler} N={n}", "timesteps only", sigmas_for(n), None, 1.0)
         if n in searched:
             score(f"timesteps only, searched N={n}", "searched timesteps", searched[n], None, 1.0)
     for sched_name, sigmas in schedules.items():
