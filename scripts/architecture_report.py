@@ -133,6 +133,7 @@ def main(argv=None) -> int:
     ref_fd = frechet.frechet(mf.mnist_features(classifier, reference), real)
     print(f"reference: {args.reference_steps} steps; Fréchet {ref_fd.distance:.3f} {ref_fd.note}")
     rows = []
+    partial = Path(args.out).with_suffix(".partial.json")  # rows so far, in case a long run is stopped
 
     def score(label: str, family: str, sigmas, plan, cost: float, fitness: float | None = None):
         run = runner(sigmas, args.eval, HOLDOUT_SEED)
@@ -150,6 +151,8 @@ def main(argv=None) -> int:
                "psnr": psnr, "seconds": best, "fitness": fitness,
                "plan": plan.to_dict()["mask"] if plan is not None else None}
         rows.append(row)
+        partial.write_text(json.dumps({"meta": {"args": vars(args), "reference_frechet": ref_fd.distance,
+                                                "model": info.identity}, "rows": rows}, indent=1))
         print(f"{label:34s} steps {row['steps']:3d} cost {cost:.2f}  FD {fd.distance:8.3f}  PSNR {psnr:6.2f} dB  "
               f"{best:6.3f}s" + (f"  fitness {fitness:.4g}" if fitness is not None else ""), flush=True)
         return row
