@@ -3,7 +3,7 @@ which blocks run at each step at a block-compute budget, and return the patched 
 
 Candidates are scored in batches: one sampling run holds `candidates_per_call` plans x `num_seeds` seeds as rows
 of one latent batch (the block replacement picks each row's plan), so a generation costs a few sampling runs. The
-fitness is `fidelity`: the mean squared difference of the final latents to the same sampler on the same SIGMAS with
+fitness is `latent_mse` (fidelity): the mean squared difference of the final latents to the same sampler on the same SIGMAS with
 every block, for the same seeds (the plan's own ceiling is 0).
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .block_plan import CATEGORY, StatsMailbox, apply_plans, model_blocks, save_
 
 logger = logging.getLogger(__name__)
 
-FITNESS_CHOICES = ("fidelity", "frechet")
+FITNESS_CHOICES = ("latent_mse", "frechet")  # the names of core/fitness.py's registry
 FEATURE_CHOICES = ("mnist_classifier", "digits_classifier", "clip_vision")  # nodes/frechet_features.py
 
 
@@ -107,7 +107,7 @@ class EvoArchitectureSearch:
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": "fixed",
                                  "tooltip": "Seed of the noise (seed + i for seed i) and of the search."}),
                 "fitness": (list(FITNESS_CHOICES), {"tooltip": (
-                    "fidelity: closeness of the final latents to the same run with every block. frechet: Fréchet "
+                    "latent_mse: closeness of the final latents to the same run with every block. frechet: Fréchet "
                     "distance of the decoded samples' features to real reference_images (AutoDiffusion's FID "
                     "signal); needs reference_images, and the VAE unless a bundled model's classifier is used.")}),
             },
@@ -176,7 +176,7 @@ class EvoArchitectureSearch:
                          sampler=sampler_name if sampler is None else sampler_label,
                          note=f"EvoArchitectureSearch {fitness_name} {result.fitness:.4g}, cfg {cfg}, "
                               f"{num_seeds} seeds")
-        label = "fidelity (MSE to every block)" if frechet is None else f"Fréchet distance ({frechet.feature_name})"
+        label = "latent MSE to every block" if frechet is None else f"Fréchet distance ({frechet.feature_name})"
         report = self._report(model, runner, plan, result, random_fitness, search_seconds, label)
         if frechet is not None and frechet.stability_note(num_seeds):
             report += "\n" + frechet.stability_note(num_seeds)

@@ -31,7 +31,7 @@ STAGE1 = {"sampler_name": SAMPLER, "steps": STEPS, "cfg": 3.0, "num_seeds": 8, "
           "population": 16, "top_k": 4, "mutation_prob": 0.3, "generations": 25, "reference_steps": 200,
           "reference_sampler": "auto", "validation_seeds": 8, "candidates_per_call": 8, "save_as": ""}
 STAGE2 = {"sampler_name": SAMPLER, "cfg": 3.0, "cost_target": 0.75, "num_seeds": 4, "population": 8,
-          "generations": 3, "seed": 0, "fitness": "fidelity", "save_name": "", "candidates_per_call": 8}
+          "generations": 3, "seed": 0, "fitness": "latent_mse", "save_name": "", "candidates_per_call": 8}
 
 
 def two_stage() -> tuple[dict, dict]:

@@ -196,7 +196,7 @@ def test_save_load_round_trip_and_the_search_node(host, tinies, pack_modules, tm
     monkeypatch.setitem(folder_paths.folder_names_and_paths, bp.FOLDER, ([str(tmp_path)], {bp.EXTENSION}))
     sigmas = comfy.samplers.calculate_sigmas(tiny.model.get_model_object("model_sampling"), "simple", 6)
     model, plan, report = host.mappings["EvoArchitectureSearch"]().search(
-        tiny.model, tiny.positive, tiny.negative, tiny.latent, "euler", sigmas, 3.0, 0.5, 2, 6, 2, 0, "fidelity",
+        tiny.model, tiny.positive, tiny.negative, tiny.latent, "euler", sigmas, 3.0, 0.5, 2, 6, 2, 0, "latent_mse",
         save_name="found")
     assert plan.steps == 6 and plan.cost == pytest.approx(0.5) and "best uniform plan" in report
     assert "6 of 12 block calls" in report and "saved as" in report
