@@ -2,9 +2,10 @@
 which blocks run at each step at a block-compute budget, and return the patched MODEL, the BLOCK_PLAN and a report.
 
 Candidates are scored in batches: one sampling run holds `candidates_per_call` plans x `num_seeds` seeds as rows
-of one latent batch (the block replacement picks each row's plan), so a generation costs a few sampling runs. The
-fitness is `latent_mse` (fidelity): the mean squared difference of the final latents to the same sampler on the same SIGMAS with
-every block, for the same seeds (the plan's own ceiling is 0).
+of one latent batch (the block replacement picks each row's plan), so a generation costs a few sampling runs.
+Fitness `latent_mse` (fidelity): the mean squared difference of the final latents to the same sampler on the same
+SIGMAS with every block, for the same seeds (the plan's own ceiling is 0). Fitness `frechet`: the Fréchet distance of
+the decoded samples' features to real images (core/frechet_fitness.py, built by nodes/frechet_features.py).
 """
 from __future__ import annotations
 
