@@ -23,11 +23,11 @@ import comfy.utils
 from ..core.block_plan import BlockPlan, BlockPlanError, random_plan
 from ..core.block_plan_search import BlockSearchConfig, search_block_plan
 from .block_plan import CATEGORY, StatsMailbox, apply_plans, model_blocks, save_plan
+from .frechet_features import FEATURE_CHOICES, FRECHET_INPUTS, build_frechet_fitness
 
 logger = logging.getLogger(__name__)
 
-FITNESS_CHOICES = ("latent_mse", "frechet")  # the names of core/fitness.py's registry
-FEATURE_CHOICES = ("mnist_classifier", "digits_classifier", "clip_vision")  # nodes/frechet_features.py
+FITNESS_CHOICES = ("latent_mse", "frechet")  # registry names of core/fitness.py (latent_mse here: to every block)
 
 
 class PlanSampler:
@@ -118,15 +118,7 @@ class EvoArchitectureSearch:
                     "Save the plan under this name in models/adaptive_skip_block_plans (empty: not saved).")}),
                 "candidates_per_call": ("INT", {"default": 8, "min": 1, "max": 64,
                                                 "tooltip": "Plans sampled together in one batch (memory vs speed)."}),
-                "features": (list(FEATURE_CHOICES), {"tooltip": (
-                    "frechet only: the feature network. mnist_classifier / digits_classifier: the pack's "
-                    "classifiers for its bundled models (decoded by their exact latent maps when no VAE is "
-                    "connected); clip_vision: the connected CLIP_VISION model's image embeddings.")}),
-                "reference_images": ("IMAGE", {"tooltip": "frechet only: real images the samples are compared "
-                                                          "with (more than the feature size for a stable distance)."}),
-                "vae": ("VAE", {"tooltip": "frechet only: decodes the samples (not needed for the bundled models)."}),
-                "clip_vision": ("CLIP_VISION", {"tooltip": "frechet with clip_vision features: a CLIPVisionLoader "
-                                                           "model."}),
+                **{k: v for k, v in FRECHET_INPUTS.items() if k != "fitness"},
             },
         }
 
@@ -137,7 +129,6 @@ class EvoArchitectureSearch:
             raise BlockPlanError(f"fitness {fitness!r} is not one of {FITNESS_CHOICES}")
         frechet = None
         if fitness == "frechet":
-            from .frechet_features import build_frechet_fitness
             frechet = build_frechet_fitness(features, reference_images, vae=vae, clip_vision=clip_vision)
         sigmas = torch.as_tensor(sigmas).flatten()
         if len(sigmas) < 2:
