@@ -11,7 +11,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import torch
 
@@ -20,7 +20,8 @@ import comfy.samplers
 import comfy.utils
 import folder_paths
 
-from ..core.fitness import Fitness, make_fitness
+from ..core.fitness import DEFAULT_FITNESS, Fitness, make_fitness
+from ..core.frechet_fitness import FrechetFitness
 from ..core.schedule_library import (EXTENSION, ScheduleRecord, default_name, describe, format_sigmas, load_record,
                                      now_iso, safe_name, save_record)
 from ..core.schedule_pipeline import (VALIDATED_FINDS, SchedulePipeline, SearchSettings, SeedSet,
@@ -28,6 +29,7 @@ from ..core.schedule_pipeline import (VALIDATED_FINDS, SchedulePipeline, SearchS
 from ..core.schedule_search import EvoConfig, EvoState
 from ..core.sigmas import parse_sigma_text, resample_log_sigmas, resample_log_steps, validate_sigmas
 from .builtin_schedules import builtin_baselines, sampler_calls
+from .frechet_features import FEATURE_CHOICES, FRECHET_INPUTS, build_fitness
 from .model_identity import conditioning_digest, model_identity, model_info
 from .schedule_runner import CandidateRunner
 from .skip_library import file_fingerprint
@@ -233,6 +235,7 @@ class EvoTimestepSchedule:
                 "save_as": ("STRING", {"default": "", "tooltip": (
                     "File name for the schedule library; empty names it after model type, sampler, steps and "
                     "the search. Saved schedules appear in LoadTimestepSchedule and as 'evo_<name>' schedulers.")}),
+                **FRECHET_INPUTS,
             },
         }
 
@@ -253,7 +256,9 @@ class EvoTimestepSchedule:
 
     def search(self, model, positive, negative, latent_image, sampler_name, steps, cfg, num_seeds, budget, seed,
                population=16, top_k=4, mutation_prob=0.3, generations=25, reference_steps=200,
-               reference_sampler=REFERENCE_AUTO, validation_seeds=8, candidates_per_call=8, save_as=""):
+               reference_sampler=REFERENCE_AUTO, validation_seeds=8, candidates_per_call=8, save_as="",
+               fitness=DEFAULT_FITNESS, features=FEATURE_CHOICES[0], reference_images=None, vae=None,
+               clip_vision=None):
         if top_k > population:
             raise ValueError(f"top_k ({top_k}) must not exceed population ({population}); lower top_k")
         if sampler_name not in comfy.samplers.KSampler.SAMPLERS:
@@ -266,6 +271,9 @@ class EvoTimestepSchedule:
         unaffordable = _budget_buys_nothing(model, settings)
         if unaffordable is not None:
             return unaffordable
+        scorer = build_fitness(fitness, features, reference_images, vae=vae, clip_vision=clip_vision)
+        settings = replace(settings, fitness=scorer.identity)
+        note = scorer.stability_note(num_seeds) if isinstance(scorer, FrechetFitness) else ""
         model_id = model_identity(model)
         key = search_key(model_id, positive, negative, latent_image, settings)
         hit = find_cached(key)
@@ -276,8 +284,9 @@ class EvoTimestepSchedule:
             return _output(torch.tensor(record.sigmas, dtype=torch.float32),
                            describe(record) + f"\n(from the schedule library: {filename}; no search run)")
         record, filename = run_search(model, positive, negative, latent_image, settings, candidates_per_call, key,
-                                      save_as, model_id)
-        return _output(torch.tensor(record.sigmas, dtype=torch.float32), describe(record) + f"\n(saved as {filename})")
+                                      save_as, model_id, fitness=scorer)
+        report = describe(record) + (f"\n{note}" if note else "") + f"\n(saved as {filename})"
+        return _output(torch.tensor(record.sigmas, dtype=torch.float32), report)
 
 
 def _budget_buys_nothing(model, st: SearchSettings) -> dict | None:
@@ -377,7 +386,8 @@ def run_search(model, positive, negative, latent_image, settings: SearchSettings
         logger.info("AdaptiveSkip EvoTimestepSchedule: cancelled after %d generations; progress kept in %s",
                     run.search.state.generation, state_path)
         raise
-    metric = f"{fitness.label} vs {st.reference_steps}-step {st.reference_sampler} (karras), {st.num_seeds} seeds"
+    metric = (fitness.describe(st.num_seeds) if isinstance(fitness, FrechetFitness) else
+              f"{fitness.label} vs {st.reference_steps}-step {st.reference_sampler} (karras), {st.num_seeds} seeds")
     if find.validated:
         metric += f" + {st.validation_seeds} validation seeds"
     seconds = time.perf_counter() - started

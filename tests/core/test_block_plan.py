@@ -1,0 +1,133 @@
+"""BLOCK_PLAN record and its evolutionary search (host-free): validation, text round trip, budgets, search quality."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from adaptive_skip_core.block_plan import (BlockPlan, BlockPlanError, evenly_dropped, full_plan, kept_calls,
+                                           random_plan, uniform_plan)
+from adaptive_skip_core.block_plan_search import (BlockSearchConfig, crossover, mutate, repair, search_block_plan,
+                                                  uniform_seeds)
+
+BLOCKS = tuple(("double_block", i) for i in range(6))
+MODEL = "SD3/OpenAISignatureMMDITWrapper/double_block x6"
+
+
+def test_cost_counts_block_calls_and_weights():
+    plan = BlockPlan(((True, True, False), (True, False, False)), BLOCKS[:3], MODEL)
+    assert plan.block_calls == 3 and plan.cost == pytest.approx(0.5)
+    weighted = BlockPlan(plan.mask, BLOCKS[:3], MODEL, weights=(2.0, 1.0, 1.0))
+    assert weighted.cost == pytest.approx((2 + 1 + 2) / 8)
+    assert full_plan(4, BLOCKS, MODEL).cost == 1.0
+
+
+def test_text_round_trip_is_exact_and_readable():
+    plan = random_plan(5, BLOCKS, MODEL, 0.6, random.Random(2), sigmas=(1.0, 0.8, 0.5, 0.3, 0.1, 0.0), note="x",
+                       sampler="dpmpp_2m")
+    text = plan.to_text()
+    assert BlockPlan.from_text(text) == plan
+    data = json.loads(text)
+    assert data["mask"][0] == "".join("1" if v else "0" for v in plan.mask[0])
+    assert data["blocks"][0] == ["double_block", 0] and data["sampler"] == "dpmpp_2m"
+
+
+@pytest.mark.parametrize("mask, fix", [
+    (((True, False),), "one entry per block"),
+    ((), "at least one step"),
+])
+def test_wrong_shape_is_refused(mask, fix):
+    with pytest.raises(BlockPlanError, match=fix):
+        BlockPlan(mask, BLOCKS[:3], MODEL)
+
+
+def test_bad_text_is_refused_with_the_fix():
+    with pytest.raises(BlockPlanError, match="not JSON"):
+        BlockPlan.from_text("{not json")
+    with pytest.raises(BlockPlanError, match="not a BLOCK_PLAN"):
+        BlockPlan.from_text(json.dumps({"mask": ["11"]}))
+    data = full_plan(2, BLOCKS[:2], MODEL).to_dict()
+    data["mask"] = ["12", "11"]
+    with pytest.raises(BlockPlanError, match="strings of 0 and 1"):
+        BlockPlan.from_dict(data)
+    data["mask"] = ["10", "11"]  # cost entry still says 1.0
+    with pytest.raises(BlockPlanError, match="edited inconsistently"):
+        BlockPlan.from_dict(data)
+    data["version"] = 99
+    with pytest.raises(BlockPlanError, match="update ComfyUI-AdaptiveSkip"):
+        BlockPlan.from_dict(data)
+
+
+def test_plan_for_another_model_or_step_count_names_the_fix():
+    plan = full_plan(4, BLOCKS, MODEL)
+    plan.check_for(MODEL, BLOCKS, 4)
+    with pytest.raises(BlockPlanError, match="EvoArchitectureSearch"):
+        plan.check_for("Flux/Flux/double_block x6", BLOCKS, 4)
+    with pytest.raises(BlockPlanError, match="EvoArchitectureSearch"):
+        plan.check_for(MODEL, BLOCKS[:5], 4)
+    with pytest.raises(BlockPlanError, match="4-step SIGMAS"):
+        plan.check_for(MODEL, BLOCKS, 8)
+
+
+def test_plan_makers_hold_their_budget():
+    assert kept_calls(0.5, 10, 6) == 30 and kept_calls(0.01, 10, 6) == 10
+    with pytest.raises(BlockPlanError, match="cost_target"):
+        kept_calls(0.0, 10, 6)
+    rng = random.Random(0)
+    for cost in (0.3, 0.5, 0.8):
+        plan = random_plan(7, BLOCKS, MODEL, cost, rng)
+        assert plan.block_calls == kept_calls(cost, 7, 6) and all(any(row) for row in plan.mask)
+    u = uniform_plan(3, BLOCKS, MODEL, dropped=[1, 4])
+    assert all(row == (True, False, True, True, False, True) for row in u.mask)
+    assert sorted(evenly_dropped(6, 3)) == [1, 3, 5] and len(set(evenly_dropped(8, 5, 0.25))) == 5
+
+
+def test_operators_keep_the_budget_and_a_block_per_step():
+    rng = random.Random(4)
+    for _ in range(200):
+        a = repair([[rng.random() < 0.5 for _ in range(6)] for _ in range(5)], 14, rng)
+        b = repair([[rng.random() < 0.2 for _ in range(6)] for _ in range(5)], 14, rng)
+        for m in (a, b, repair(crossover(a, b, rng), 14, rng), mutate(a, rng, moves=2)):
+            assert sum(map(sum, m)) == 14 and all(any(r) for r in m)
+    assert len(uniform_seeds(4, 4, 0.5)) == 6  # every choice of 2 dropped blocks of 4
+    assert len(uniform_seeds(4, 12, 0.5)) >= 3  # C(12, 6) is too many: spread choices only
+    for seed in uniform_seeds(4, 6, 0.5) + uniform_seeds(4, 12, 0.5):
+        assert len({tuple(row) for row in seed}) == 1 and sum(seed[0]) == len(seed[0]) // 2
+
+
+def _distance_to(target):
+    """Fitness: number of entries differing from a hidden target plan (lower is better)."""
+    calls = []
+
+    def fitness(plans):
+        calls.extend(plans)
+        return [sum(x != y for ra, rb in zip(p.mask, target) for x, y in zip(ra, rb)) for p in plans]
+    fitness.calls = calls
+    return fitness
+
+
+def test_search_beats_every_uniform_plan_when_the_best_plan_varies_by_step():
+    steps, n = 6, 6
+    rng = random.Random(7)
+    # Early steps need the first blocks, late steps the last ones: no uniform plan can match it.
+    target = [[(b < 3) if s < 3 else (b >= 3) for b in range(n)] for s in range(steps)]
+    fitness = _distance_to(target)
+    config = BlockSearchConfig(cost_target=0.5, population=24, parents=6, generations=40, seed=1)
+    result = search_block_plan(steps, BLOCKS, MODEL, fitness, config)
+    assert result.best.block_calls == 18
+    assert result.fitness < result.uniform_fitness
+    assert result.fitness <= 4  # near the optimum (0) in 41 generations
+    assert result.history == sorted(result.history, reverse=True)  # elitism: never worse
+    assert all(p.block_calls == 18 for p in fitness.calls)
+    again = search_block_plan(steps, BLOCKS, MODEL, _distance_to(target), config)
+    assert again.best == result.best  # deterministic for a seed
+    assert rng  # (the rng above only documents that the target is fixed)
+
+
+def test_search_at_full_cost_returns_the_full_plan_and_validates_the_fitness():
+    result = search_block_plan(3, BLOCKS, MODEL, lambda plans: [0.0] * len(plans),
+                               BlockSearchConfig(cost_target=1.0, generations=2))
+    assert result.best == full_plan(3, BLOCKS, MODEL)
+    with pytest.raises(BlockPlanError, match="returned 1 values"):
+        search_block_plan(3, BLOCKS, MODEL, lambda plans: [0.0], BlockSearchConfig(cost_target=0.5))

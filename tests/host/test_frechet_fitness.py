@@ -1,0 +1,84 @@
+"""The frechet fitness in real ComfyUI: EvoTimestepSchedule and EvoArchitectureSearch scored against real IMAGEs
+through the pack's digits classifier (decoded by the bundled model's latent map, no VAE); the fitness identity and
+reference digest in the cache key and the saved record; missing inputs named."""
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+import torch
+
+BUNDLED = "adaptive_skip_digits.safetensors"
+SMALL = dict(sampler_name="dpmpp_2m", steps=4, cfg=4.0, num_seeds=4, budget=300, seed=5, population=6, top_k=2,
+             generations=2, reference_steps=30, validation_seeds=2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def library(host, tmp_path_factory):
+    import folder_paths
+    sched = importlib.import_module(f"{host.pack.__name__}.nodes.schedule")
+    sched.register_schedule_folder()
+    saved = folder_paths.folder_names_and_paths[sched.FOLDER]
+    folder = tmp_path_factory.mktemp("frechet_schedules")
+    folder_paths.folder_names_and_paths[sched.FOLDER] = ([str(folder)], {".json"})
+    yield folder
+    folder_paths.folder_names_and_paths[sched.FOLDER] = saved
+
+
+@pytest.fixture(scope="module")
+def digits(host):
+    """The bundled model, its conditioning, and 'real' digits: 16 decoded 60-step samples of other seeds."""
+    import comfy.sample
+    model = host.nodes.NODE_CLASS_MAPPINGS["UNETLoader"]().load_unet(BUNDLED, "default")[0]
+    cond = host.mappings["AdaptiveSkipDigitsConditioning"]()
+    pos, neg = cond.encode("3")[0], cond.encode("none")[0]
+    latent = torch.zeros(16, 4, 4, 4)
+    noise = comfy.sample.prepare_noise(latent, 1234)
+    out = comfy.sample.sample(model, noise, 60, 4.0, "dpmpp_2m", "karras", pos, neg, latent, seed=1234,
+                              disable_pbar=True)
+    images = host.mappings["AdaptiveSkipDigitsDecode"]().decode({"samples": out}, upscale=4)[0]
+    return model, pos, neg, {"samples": torch.zeros(1, 4, 4, 4)}, images
+
+
+def test_schedule_search_with_frechet_keys_and_records_the_reference(host, library, digits):
+    model, pos, neg, latent, images = digits
+    node = host.mappings["EvoTimestepSchedule"]()
+    out = node.search(model, pos, neg, latent, **SMALL, fitness="frechet", features="digits_classifier",
+                      reference_images=images)
+    sigmas, report = out["result"]
+    assert len(sigmas) == SMALL["steps"] + 1 and "Fréchet" in report
+    record = json.loads(next(library.glob("*.json")).read_text())
+    fitness_id = record["search"]["fitness"]
+    assert fitness_id.startswith("frechet:")
+    assert "singular" in report  # 4 seeds for 64 features: said plainly
+    again = node.search(model, pos, neg, latent, **SMALL, fitness="frechet", features="digits_classifier",
+                        reference_images=images)
+    assert "no search run" in again["result"][1]  # same inputs, same reference set: the cache answers
+    other = node.search(model, pos, neg, latent, **SMALL, fitness="frechet", features="digits_classifier",
+                        reference_images=images[:12])
+    assert "no search run" not in other["result"][1]  # another reference set is another search
+    default = node.search(model, pos, neg, latent, **SMALL)
+    assert "no search run" not in default["result"][1]
+
+
+def test_architecture_search_with_frechet_and_missing_inputs_named(host, digits):
+    model, pos, neg, latent, images = digits
+    import comfy.samplers
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "karras", 4)
+    node = host.mappings["EvoArchitectureSearch"]()
+    args = (model, pos, neg, latent, "euler", sigmas, 4.0, 0.5, 4, 4, 1, 0)
+    _, plan, report = node.search(*args, "frechet", features="digits_classifier", reference_images=images)
+    assert plan.steps == 4 and "Fréchet distance (digits_classifier" in report and "frechet:" in plan.note
+    with pytest.raises(ValueError, match="reference_images"):
+        node.search(*args, "frechet", features="digits_classifier")
+    with pytest.raises(ValueError, match="CLIP_VISION"):
+        node.search(*args, "frechet", features="clip_vision", reference_images=images)
