@@ -11,7 +11,6 @@ oracle's. ComfyUI is found as the tests find it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 from pathlib import Path
@@ -21,25 +20,13 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 PACK_ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+import pack_loader  # noqa: E402
 import run_workflow  # noqa: E402
 
 sys.path.remove(str(HERE))
 
 SIZE = (512, 384)  # the Templates menu crops to a 4:3 card
 BACKGROUND = (24, 26, 30)
-
-
-def _core_module(name: str):
-    """A core module imported from the pack's folder under the tests' package name (the pack root stays off
-    sys.path so that ComfyUI's own `nodes` is the one imported)."""
-    package = "adaptive_skip_core"
-    if package not in sys.modules:
-        spec = importlib.util.spec_from_file_location(package, PACK_ROOT / "core" / "__init__.py",
-                                                      submodule_search_locations=[str(PACK_ROOT / "core")])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[package] = module
-        spec.loader.exec_module(module)
-    return importlib.import_module(f"{package}.{name}")
 
 
 def _tile(images: list[Image.Image], width: int, height: int) -> Image.Image:
@@ -64,8 +51,8 @@ def thumbnail(workflow: Path) -> Image.Image:
     with tempfile.TemporaryDirectory() as out:
         result = run_workflow.run(workflow, Path(out))
         images = [Image.open(p).copy() for p in result["images"]]
-    draw = _core_module("draw")
-    skip_path = _core_module("skip_path")
+    draw = pack_loader.core("draw")
+    skip_path = pack_loader.core("skip_path")
     width, height = SIZE
     if not result["paths"]:
         return _tile(images, width, height)
