@@ -76,6 +76,7 @@ class EvoArchitectureSearch:
     """Search a per-step block plan on fixed SIGMAS at a block-compute budget (AutoDiffusion's second stage)."""
 
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ["autodiffusion", "architecture search", "block skipping", "layer skip", "speed"]
     RETURN_TYPES = ("MODEL", "BLOCK_PLAN", "STRING")
     RETURN_NAMES = ("model", "block_plan", "report")
     OUTPUT_TOOLTIPS = ("A clone of the model running the found plan: sample it with the same SIGMAS and sampler.",

@@ -357,6 +357,7 @@ class ApplyBlockPlan:
     """MODEL + BLOCK_PLAN -> a clone that runs only the plan's blocks at each step."""
 
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ['block skipping', 'layer skip', 'autodiffusion', 'speed', 'cache']
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "apply"
     DESCRIPTION = ("Run only the blocks a BLOCK_PLAN keeps at each sampler step (skipped blocks pass their input "
@@ -382,6 +383,9 @@ class LoadBlockPlan:
     """A BLOCK_PLAN from the library folder, or from pasted text (the text wins when given)."""
 
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ['block plan', 'load plan', 'autodiffusion', 'layer skip']
+    DESCRIPTION = ("Load a BLOCK_PLAN (which blocks run at each sampler step) from the plan library or from pasted "
+                   "text, with the schedule it was searched on.")
     RETURN_TYPES = ("BLOCK_PLAN", "SIGMAS", "STRING")
     RETURN_NAMES = ("block_plan", "sigmas", "summary")
     OUTPUT_TOOLTIPS = ("The plan, for ApplyBlockPlan.",
@@ -417,6 +421,9 @@ class SaveBlockPlan:
     """Save a BLOCK_PLAN to the plan library (models/adaptive_skip_block_plans) and show its shareable text."""
 
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ['block plan', 'save plan', 'autodiffusion', 'layer skip']
+    DESCRIPTION = ("Save a BLOCK_PLAN to the plan library (models/adaptive_skip_block_plans) and show it as "
+                   "shareable text.")
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("text",)
     FUNCTION = "save"

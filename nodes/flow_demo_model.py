@@ -46,6 +46,7 @@ class AdaptiveSkipMnistDiTConditioning:
                    "SD3): learned context tokens and a pooled vector per digit 0-9, or 'none' for the null class "
                    "to use as the negative.")
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ['demo', 'mnist', 'flow dit', 'sd3', 'class conditioning']
     RETURN_TYPES = ("CONDITIONING",)
     OUTPUT_TOOLTIPS = ("SD3-style conditioning: context (1, 2, 64) and pooled_output (1, 64); for the bundled "
                        "MNIST DiT only.",)
@@ -75,6 +76,7 @@ class AdaptiveSkipMnistDiTDecode:
     DESCRIPTION = ("Decodes latents of the bundled MNIST flow DiT (no VAE): an 8x8x16 latent is the 32x32 frame of "
                    "one 28x28 digit, shown as RGB and enlarged by nearest-neighbour upscaling.")
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ['demo', 'mnist', 'flow dit', 'decode']
     RETURN_TYPES = ("IMAGE",)
     OUTPUT_TOOLTIPS = ("Images in [0, 1]: (B, 28*upscale, 28*upscale, 3) for 8x8 latents (the digit without its "
                        "2-pixel border); other latent sizes give the whole (4h x 4w) frame.",)
@@ -112,6 +114,7 @@ class AdaptiveSkipMnistDiTEncode:
     DESCRIPTION = ("Encodes 28x28 images (e.g. a decoded sample, or a digit drawn in another tool) into the "
                    "bundled MNIST DiT's latent, exactly (no VAE). RGB is averaged to grey.")
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ['demo', 'mnist', 'flow dit', 'encode']
     RETURN_TYPES = ("LATENT",)
     OUTPUT_TOOLTIPS = ("LATENT (B, 16, 8, 8) for the MNIST DiT; decoding it gives the image back.",)
     FUNCTION = "encode"
