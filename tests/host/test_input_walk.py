@@ -83,6 +83,18 @@ SINKS = {
             "negative": ["N", 0], "sampler": ["KSS", 0], "sigmas": out, "latent_image": ["E", 0]}}},
     "SKIP_PATH": lambda out: {"O": {"class_type": "SkipPathVisualizer", "inputs": {"skip_path": out, "width": 400}}},
 }
+# Nodes the walk has no base graph for yet (its base graph is the digits UNet). Named, not silently dropped, and
+# checked below so a new node cannot slip out of the walk unnoticed: the MNIST DiT's nodes need an SD3 base graph,
+# the block-plan nodes a BLOCK_PLAN made for the base model.
+NOT_WALKED = {
+    "AdaptiveSkipMnistDiTConditioning": "needs the MNIST DiT base graph",
+    "AdaptiveSkipMnistDiTDecode": "needs the MNIST DiT base graph",
+    "AdaptiveSkipMnistDiTEncode": "needs the MNIST DiT base graph",
+    "ApplyBlockPlan": "needs a BLOCK_PLAN made for the base model",
+    "EvoArchitectureSearch": "returns a BLOCK_PLAN, which the walk has no sink for",
+    "LoadBlockPlan": "returns a BLOCK_PLAN, which the walk has no sink for",
+    "SaveBlockPlan": "needs a BLOCK_PLAN made for the base model",
+}
 BAD_TEXT = {"text": "14.6, three, 0", "name": "../outside", "save_as": "../outside", "label": "x" * 2000}
 
 
@@ -249,19 +261,25 @@ def test_every_input_edge_runs_or_is_refused_by_name(host, walk_folders):
     comfy.utils.set_progress_bar_enabled(False)
     walk = _Walk(host, walk_folders)
     rows, outcomes, start = [], collections.Counter(), time.monotonic()
+    assert set(NOT_WALKED) <= set(host.mappings), "NOT_WALKED names a node the pack no longer has"
     for name, cls in sorted(host.mappings.items()):
+        if name in NOT_WALKED:
+            continue
         base, widgets = _base_inputs(name, cls)
+        all_inputs = [k for group in ("required", "optional") for k in cls.INPUT_TYPES().get(group, {})]
         for key, spec in widgets.items():
             for case, value in _values(spec, key):
                 inputs = dict(base, **{key: value})
-                others = [k for k in widgets if k != key]
+                # every other input, links included: a legal value may need one connected (e.g. fitness
+                # 'frechet' needs reference_images), and an error naming it is a refusal, not a crash
+                others = [k for k in all_inputs if k != key]
                 # "empty" text is a bad value of the right type too (a STRING declares no range)
                 outcome, detail = walk.run(_graph(name, cls, inputs), key, case not in ("bad", "empty"), others)
                 outcomes[outcome] += 1
                 shown = value if not isinstance(value, str) or len(value) < 40 else value[:37] + "..."
                 rows.append(f"{outcome:8} {name}.{key} = {shown!r} ({case}): {detail[:300]}")
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    classes = sum(1 for _ in host.mappings)
+    classes = sum(1 for name in host.mappings if name not in NOT_WALKED)
     summary = (f"{sum(outcomes.values())} cases over {classes} node classes in {time.monotonic() - start:.0f} s: "
                + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())))
     ARTIFACT.write_text(summary + "\n" + "\n".join(rows) + "\n")
