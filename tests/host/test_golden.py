@@ -1,16 +1,25 @@
-"""Golden regression: skip masks, SKIP_PATH records and output latents bit for bit on a fixed grid, node class
-names and widget orders, and every shipped workflow validating unmodified.
+"""Golden regression: skip masks, SKIP_PATH records and output latents on a fixed grid, node class names and
+widget orders, and every shipped workflow validating unmodified.
 
-The fixture (tests/host/golden/) was recorded on the code before the issue-15 refactor; a refactor that changes a
-single bit of a mask or a latent fails here. Regenerate only on purpose (a deliberate behaviour change):
+The fixture (tests/host/golden/) was recorded on the code before the issue-15 refactor. Bit for bit holds only where
+the float kernels are the ones that wrote it: another CPU (AVX-512 instead of AVX2, say) or another torch changes
+model outputs in the 5th digit. So the fixture also stores a machine canary, the latents of stock ComfyUI sampling
+(no pack code) on the grid's models. Where the canary matches, every mask, record and latent must be bit for bit
+(a refactor that changes one bit fails); where it does not, every discrete field (masks, calls, kinds, words) must
+still be equal and every number within a relative 1e-3 (far below any behaviour change of the pack, far above
+kernel rounding), and the test says which comparison it made. Regenerate only on purpose:
     ADAPTIVE_SKIP_WRITE_GOLDEN=1 python -m pytest tests/host/test_golden.py -p no:cacheprovider
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import json
+import math
 import os
+import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -19,6 +28,7 @@ import torch
 PACK_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden")
 RUNS_JSON, RUNS_LATENTS, NODES_JSON = GOLDEN / "runs.json", GOLDEN / "latents.safetensors", GOLDEN / "nodes.json"
+MACHINE_JSON = GOLDEN / "machine.json"
 WRITE = os.environ.get("ADAPTIVE_SKIP_WRITE_GOLDEN") == "1"
 BUNDLED = "adaptive_skip_digits.safetensors"
 
@@ -33,6 +43,9 @@ MODES = {
 }
 # path fields that depend on the clock
 UNSTABLE = ("wall_time",)
+# off-canary tolerance: kernel rounding moves the 5th digit; the pack's behaviour changes move far more
+REL_TOL, ABS_TOL = 1e-3, 1e-6
+NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 
 def _record(path) -> dict:
@@ -100,29 +113,103 @@ def _grid(host, models) -> tuple[dict, dict[str, torch.Tensor]]:
     return runs, latents
 
 
+def _machine_canary(host, models) -> str:
+    """sha256 of stock ComfyUI sampling (no pack code) on the grid's models: equal iff the float kernels are."""
+    digest = hashlib.sha256(torch.__version__.encode())
+    for model, pos, neg, latent in models.values():
+        for sampler in SAMPLERS:
+            out = host.nodes.common_ksampler(model, SEED, 6, CFG, sampler, "normal", pos, neg, latent)[0]
+            digest.update(out["samples"].contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _close(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b) or math.isinf(a) or math.isinf(b):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+
+
+def _text_close(got: str, want: str) -> bool:
+    """Equal words, numbers within tolerance or one unit of their last printed digit ("41.23" vs "41.24")."""
+    if NUMBER.sub("#", got) != NUMBER.sub("#", want):
+        return False
+    for g, w in zip(NUMBER.findall(got), NUMBER.findall(want)):
+        decimals = len(w.split(".")[1]) if "." in w and "e" not in w.lower() else 0
+        if not (_close(float(g), float(w)) or abs(float(g) - float(w)) <= 1.01 * 10.0 ** -decimals):
+            return False
+    return True
+
+
+def _assert_close(got, want, where: str) -> None:
+    """Discrete values equal, numbers within tolerance, recursively through the record."""
+    if isinstance(want, bool) or want is None:
+        assert got == want, f"{where}: {got!r} != {want!r}"
+    elif isinstance(want, float) or (isinstance(want, int) and isinstance(got, float)):
+        assert isinstance(got, (int, float)) and _close(float(got), float(want)), f"{where}: {got!r} != {want!r}"
+    elif isinstance(want, str):
+        assert isinstance(got, str) and _text_close(got, want), f"{where}: {got!r} != {want!r}"
+    elif isinstance(want, dict):
+        assert isinstance(got, dict), f"{where}: {got!r} is not a record"
+        for key, value in want.items():
+            assert key in got, f"{where}: field {key} is gone"
+            _assert_close(got[key], value, f"{where}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{where}: length {len(got)} != {len(want)}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            _assert_close(g, w, f"{where}[{i}]")
+    else:
+        assert got == want, f"{where}: {got!r} != {want!r}"
+
+
 def test_grid_bit_for_bit(host, models):
     from safetensors.torch import load_file, save_file
 
-    runs, latents = _grid(host, models)
+    # one thread: a parallel reduction splits by thread count, which would make the canary depend on the runner
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        canary = _machine_canary(host, models)
+        runs, latents = _grid(host, models)
+    finally:
+        torch.set_num_threads(threads)
     if WRITE:
         GOLDEN.mkdir(exist_ok=True)
         RUNS_JSON.write_text(json.dumps(runs, indent=1, sort_keys=True, allow_nan=False) + "\n")
         save_file(latents, str(RUNS_LATENTS))
+        MACHINE_JSON.write_text(json.dumps({"canary": canary, "torch": torch.__version__}, indent=1) + "\n")
         pytest.skip("golden runs written")
     expected_runs = json.loads(RUNS_JSON.read_text())
     expected_latents = load_file(str(RUNS_LATENTS))
+    recorded = json.loads(MACHINE_JSON.read_text())
+    exact = canary == recorded["canary"]
+    if not exact:
+        warnings.warn(f"golden grid compared with relative tolerance {REL_TOL}, not bit for bit: this machine's "
+                      f"stock ComfyUI sampling differs from the one that wrote the fixture (torch "
+                      f"{torch.__version__}, fixture {recorded['torch']}; canary {canary[:16]}, fixture "
+                      f"{recorded['canary'][:16]}); masks and other discrete fields exact")
     assert sorted(runs) == sorted(expected_runs)
     assert sorted(latents) == sorted(expected_latents)
     for key, want in expected_runs.items():
         got = runs[key]
         # new fields may be added to the record; every recorded one must be unchanged
         for field, value in want["path"].items():
-            assert got["path"].get(field) == value, f"{key}: SKIP_PATH field {field} changed"
+            if exact:
+                assert got["path"].get(field) == value, f"{key}: SKIP_PATH field {field} changed"
+            else:
+                assert field in got["path"], f"{key}: SKIP_PATH field {field} is gone"
+                _assert_close(got["path"][field], value, f"{key}: SKIP_PATH field {field}")
         for extra in ("report", "ui"):
             if extra in want:
-                assert got[extra] == want[extra], f"{key}: {extra} changed"
+                if exact:
+                    assert got[extra] == want[extra], f"{key}: {extra} changed"
+                else:
+                    _assert_close(got[extra], want[extra], f"{key}: {extra}")
     for key, want in expected_latents.items():
-        assert torch.equal(latents[key], want), f"{key}: latent changed"
+        if exact:
+            assert torch.equal(latents[key], want), f"{key}: latent changed"
+        else:
+            torch.testing.assert_close(latents[key], want, rtol=REL_TOL, atol=REL_TOL * float(want.abs().max()),
+                                       msg=lambda m, key=key: f"{key}: latent changed beyond kernel rounding: {m}")
     # the grid exercises skipping: the fixture would be worthless if every run computed every step
     assert sum(not all(r["path"]["computed"]) for r in expected_runs.values()) >= len(expected_runs) // 2
 
