@@ -42,6 +42,10 @@ class BlockPlan:
     note: str = ""
     weights: tuple[float, ...] = field(default=())  # relative compute of each block; empty = all equal
     sampler: str = ""  # the sampler it was searched with: with `sigmas`, the two-stage search's whole result
+    # EvoArchitectureSearch's cache key and what the search measured (settings, fitness of the find, of the best
+    # uniform and a random plan, time): the record a repeated search is served from; not part of plan equality
+    cache_key: str = field(default="", compare=False)
+    search: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask", tuple(tuple(bool(v) for v in row) for row in self.mask))
@@ -61,6 +65,8 @@ class BlockPlan:
         if self.sigmas and len(self.sigmas) != len(self.mask) + 1:
             raise BlockPlanError(f"BLOCK_PLAN has {len(self.mask)} steps but {len(self.sigmas)} sigmas; "
                                  f"a schedule of N steps has N + 1 sigmas")
+        if not isinstance(self.search, dict):
+            raise BlockPlanError("BLOCK_PLAN \"search\" must be a mapping (what the search measured)")
         if self.weights and (len(self.weights) != len(self.blocks) or min(self.weights) <= 0):
             raise BlockPlanError("BLOCK_PLAN weights need one positive value per block")
 
@@ -105,7 +111,9 @@ class BlockPlan:
         return {"format": FORMAT, "version": VERSION, "model": self.model, "blocks": [list(b) for b in self.blocks],
                 "mask": ["".join("1" if v else "0" for v in row) for row in self.mask],
                 "cost": round(self.cost, 6), "sigmas": list(self.sigmas), "sampler": self.sampler,
-                "weights": list(self.weights), "note": self.note}
+                "weights": list(self.weights), "note": self.note,
+                **({"cache_key": self.cache_key} if self.cache_key else {}),
+                **({"search": self.search} if self.search else {})}
 
     def to_text(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -126,7 +134,8 @@ class BlockPlan:
             raise BlockPlanError("BLOCK_PLAN \"mask\" must be a list of strings of 0 and 1, one per step")
         plan = cls(mask=tuple(tuple(c == "1" for c in r) for r in rows), blocks=tuple(data["blocks"]),
                    model=str(data["model"]), sigmas=tuple(data.get("sigmas") or ()), note=str(data.get("note", "")),
-                   weights=tuple(data.get("weights") or ()), sampler=str(data.get("sampler", "")))
+                   weights=tuple(data.get("weights") or ()), sampler=str(data.get("sampler", "")),
+                   cache_key=str(data.get("cache_key", "")), search=data.get("search") or {})
         if "cost" in data and abs(float(data["cost"]) - plan.cost) > 1e-4:
             raise BlockPlanError(f"BLOCK_PLAN text says cost {data['cost']} but its mask costs {plan.cost:.6f}; "
                                  "the text was edited inconsistently: fix the mask or delete the \"cost\" entry")

@@ -9,6 +9,8 @@ the decoded samples' features to real images (core/frechet_fitness.py, built by 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import time
@@ -22,8 +24,10 @@ import comfy.utils
 
 from ..core.block_plan import BlockPlan, BlockPlanError, random_plan
 from ..core.block_plan_search import BlockSearchConfig, search_block_plan
-from .block_plan import CATEGORY, StatsMailbox, apply_plans, model_blocks, save_plan
+from ..core.sampler_steps import sampler_function_name
+from .block_plan import CATEGORY, StatsMailbox, apply_plans, find_cached, model_blocks, save_plan
 from .frechet_features import FEATURE_CHOICES, FRECHET_INPUTS, build_frechet_fitness
+from .model_identity import conditioning_digest, model_identity
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +76,29 @@ def mse(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((a - b) ** 2).mean())
 
 
+CACHE_VERSION = 1  # bump when a change makes the same inputs search differently
+
+
+def search_key(model, positive, negative, latent_image: dict, sigmas: torch.Tensor, sampler, cfg: float,
+               cost_target: float, fitness_identity: str, settings: dict) -> str:
+    """The cache key of a search: the model's fingerprint, both conditionings, the latent shape, the schedule, the
+    sampler object, cfg, the cost target, the fitness (with its reference set's digest) and the search settings."""
+    payload = {"version": CACHE_VERSION, "model": model_identity(model), "positive": conditioning_digest(positive),
+               "negative": conditioning_digest(negative), "latent_shape": list(latent_image["samples"].shape[1:]),
+               "sigmas": [float(v) for v in sigmas.detach().float().cpu().tolist()],
+               "sampler": conditioning_digest(sampler),
+               "cfg": float(cfg), "cost_target": float(cost_target), "fitness": fitness_identity, **settings}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def sampler_label(sampler_name: str, sampler) -> str:
+    """The ComfyUI sampler name a plan records (what LoadBlockPlan gives back as its SAMPLER)."""
+    if sampler is None:
+        return sampler_name
+    function = sampler_function_name(sampler).removeprefix("sample_")
+    return function if function in comfy.samplers.KSampler.SAMPLERS else sampler_name
+
+
 class EvoArchitectureSearch:
     """Search a per-step block plan on fixed SIGMAS at a block-compute budget (AutoDiffusion's second stage)."""
 
@@ -116,7 +143,9 @@ class EvoArchitectureSearch:
             "optional": {
                 "sampler": ("SAMPLER", {"tooltip": "A SAMPLER (e.g. KSamplerSelect); overrides sampler_name."}),
                 "save_name": ("STRING", {"default": "", "tooltip": (
-                    "Save the plan under this name in models/adaptive_skip_block_plans (empty: not saved).")}),
+                    "File name of the record in models/adaptive_skip_block_plans: the plan with its SIGMAS, sampler "
+                    "and search (empty: named after model, sampler, steps and the search). The same inputs again "
+                    "return the saved plan without searching.")}),
                 "candidates_per_call": ("INT", {"default": 8, "min": 1, "max": 64,
                                                 "tooltip": "Plans sampled together in one batch (memory vs speed)."}),
                 **{k: v for k, v in FRECHET_INPUTS.items() if k != "fitness"},
@@ -138,6 +167,19 @@ class EvoArchitectureSearch:
         info = model_blocks(model)
         steps = len(sigmas) - 1
         sampler_obj = sampler if sampler is not None else comfy.samplers.sampler_object(sampler_name)
+        fitness_name = fitness if frechet is None else frechet.identity
+        settings = {"num_seeds": int(num_seeds), "population": int(population), "generations": int(generations),
+                    "seed": int(seed)}
+        key = search_key(model, positive, negative, latent_image, sigmas, sampler_obj, cfg, cost_target,
+                         fitness_name, settings)
+        hit = find_cached(key)
+        if hit is not None:
+            filename, plan = hit
+            report = (plan.search.get("report", plan.summary())
+                      + f"\n(from the plan library: {filename}; same inputs, no search run)")
+            logger.info("AdaptiveSkip EvoArchitectureSearch: same inputs as %s, returned from the plan library",
+                        filename)
+            return (apply_plans(model, [plan]), plan, report)
         runner = PlanSampler(model, positive, negative, latent_image, sigmas, sampler_obj, cfg, num_seeds, seed)
         started = time.perf_counter()
         reference = runner.full()
@@ -163,18 +205,23 @@ class EvoArchitectureSearch:
                            sigmas=[float(s) for s in sigmas])
         random_fitness = score([rand])[0]
         search_seconds = time.perf_counter() - started
-        sampler_label = getattr(sampler_obj.sampler_function, "__name__", "?").removeprefix("sample_")
-        fitness_name = fitness if frechet is None else frechet.identity
-        plan = BlockPlan(result.best.mask, result.best.blocks, result.best.model, sigmas=result.best.sigmas,
-                         sampler=sampler_name if sampler is None else sampler_label,
-                         note=f"EvoArchitectureSearch {fitness_name} {result.fitness:.4g}, cfg {cfg}, "
-                              f"{num_seeds} seeds")
         label = "latent MSE to every block" if frechet is None else f"Fréchet distance ({frechet.feature_name})"
-        report = self._report(model, runner, plan, result, random_fitness, search_seconds, label)
+        found = BlockPlan(result.best.mask, result.best.blocks, result.best.model, sigmas=result.best.sigmas,
+                          sampler=sampler_label(sampler_name, sampler))
+        report = self._report(model, runner, found, result, random_fitness, search_seconds, label)
         if frechet is not None and frechet.stability_note(num_seeds):
             report += "\n" + frechet.stability_note(num_seeds)
-        if save_name.strip():
-            report += f"\nsaved as {save_plan(plan, save_name)}"
+        record = {"fitness": fitness_name, "fitness_label": label, "found": result.fitness,
+                  "best_uniform": result.uniform_fitness, "best_uniform_mask": result.best_uniform.to_dict()["mask"],
+                  "random": random_fitness, "evaluated": result.evaluated, "history": result.history,
+                  "cfg": float(cfg), "cost_target": float(cost_target), **settings,
+                  "seconds": round(search_seconds, 2), "report": report}
+        plan = BlockPlan(found.mask, found.blocks, found.model, sigmas=found.sigmas, sampler=found.sampler,
+                         note=f"EvoArchitectureSearch {fitness_name} {result.fitness:.4g}, cfg {cfg}, "
+                              f"{num_seeds} seeds", cache_key=key, search=record)
+        name = save_name.strip() or (f"{info.identity.split('/')[0]}_{plan.sampler or 'sampler'}_{steps}steps_"
+                                     f"cost{round(float(cost_target) * 100)}_{key[:8]}")
+        report += f"\nsaved as {save_plan(plan, name)}"
         logger.info("AdaptiveSkip: %s", report.replace("\n", "; "))
         return (apply_plans(model, [plan]), plan, report)
 

@@ -342,6 +342,24 @@ def save_plan(plan: BlockPlan, name: str) -> str:
     return path
 
 
+def find_cached(key: str) -> tuple[str, BlockPlan] | None:
+    """The saved plan whose search had exactly this cache key (EvoArchitectureSearch's record), if any."""
+    for filename in library_files():
+        path = folder_paths.get_full_path(FOLDER, filename)
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            if key not in text:
+                continue
+            plan = BlockPlan.from_text(text)
+        except (OSError, BlockPlanError) as err:
+            logger.warning("AdaptiveSkip: skipping unreadable block plan %s: %s", path, err)
+            continue
+        if plan.cache_key == key:
+            return filename, plan
+    return None
+
+
 def load_plan_file(name: str) -> BlockPlan:
     register_plan_folder()
     path = folder_paths.get_full_path(FOLDER, name)
@@ -386,12 +404,14 @@ class LoadBlockPlan:
     SEARCH_ALIASES = ['block plan', 'load plan', 'autodiffusion', 'layer skip']
     DESCRIPTION = ("Load a BLOCK_PLAN (which blocks run at each sampler step) from the plan library or from pasted "
                    "text, with the schedule it was searched on.")
-    RETURN_TYPES = ("BLOCK_PLAN", "SIGMAS", "STRING")
-    RETURN_NAMES = ("block_plan", "sigmas", "summary")
+    RETURN_TYPES = ("BLOCK_PLAN", "SIGMAS", "STRING", "SAMPLER")
+    RETURN_NAMES = ("block_plan", "sigmas", "summary", "sampler")
     OUTPUT_TOOLTIPS = ("The plan, for ApplyBlockPlan.",
                        "The schedule the plan was searched on (stage 1 of the two-stage search), for SamplerCustom; "
                        "empty when the plan carries none.",
-                       "What the plan holds.")
+                       "What the plan holds.",
+                       "The sampler the plan was searched with, for SamplerCustom (euler when the plan names none "
+                       "or one this ComfyUI lacks; the summary says so).")
     FUNCTION = "load"
 
     @classmethod
@@ -411,10 +431,19 @@ class LoadBlockPlan:
                                  "text or pick a saved plan")
         else:
             loaded = load_plan_file(plan)
+        import comfy.samplers
+
         summary = loaded.summary() + (f"; sampler {loaded.sampler}" if loaded.sampler else "")
         if not loaded.sigmas:
             summary += "; it carries no SIGMAS: sample with a schedule of its step count"
-        return (loaded, torch.tensor(loaded.sigmas, dtype=torch.float32), summary)
+        sampler_name = loaded.sampler
+        if sampler_name not in comfy.samplers.KSampler.SAMPLERS:
+            summary += (f"; its sampler {sampler_name!r} is not one of this ComfyUI's samplers: the sampler "
+                        "output is euler" if sampler_name else "; it names no sampler: the sampler output is euler")
+            logger.warning("AdaptiveSkip LoadBlockPlan: %s", summary)
+            sampler_name = "euler"
+        return (loaded, torch.tensor(loaded.sigmas, dtype=torch.float32), summary,
+                comfy.samplers.sampler_object(sampler_name))
 
 
 class SaveBlockPlan:

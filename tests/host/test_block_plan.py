@@ -22,14 +22,26 @@ def pack_modules(host):
 def tiny_flux(tiny_models, seed: int = 6):
     """A random Flux with 2 double and 2 single blocks, built from ComfyUI's own Flux config (its state-dict
     detection fixes the width at 3072, too big here)."""
+    import dataclasses
+
+    import comfy.ldm.flux.model
     import comfy.model_management as mm
     import comfy.model_patcher
     import comfy.supported_models
 
-    config = comfy.supported_models.Flux(dict(
-        image_model="flux", in_channels=16, out_channels=16, vec_in_dim=8, context_in_dim=16, hidden_size=64,
-        mlp_ratio=2.0, num_heads=2, depth=2, depth_single_blocks=2, axes_dim=[8, 12, 12], theta=10000,
-        patch_size=2, qkv_bias=True, guidance_embed=False))
+    params = dict(in_channels=16, out_channels=16, vec_in_dim=8, context_in_dim=16, hidden_size=64, mlp_ratio=2.0,
+                  num_heads=2, depth=2, depth_single_blocks=2, axes_dim=[8, 12, 12], theta=10000, patch_size=2,
+                  qkv_bias=True, guidance_embed=False)
+    # the host's FluxParams decides the fields: newer ComfyUI (0.33) requires txt_ids_dims, which an original
+    # Flux checkpoint leaves empty (model_detection); fields this builder does not know must have defaults
+    fields = {f.name: f for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
+    if "txt_ids_dims" in fields:
+        params["txt_ids_dims"] = []
+    missing = [n for n, f in fields.items() if n not in params and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    assert not missing, f"this ComfyUI's FluxParams needs {missing}: teach tiny_flux those fields"
+    params = {k: v for k, v in params.items() if k in fields}
+    config = comfy.supported_models.Flux(dict(image_model="flux", **params))
     config.set_inference_dtype(torch.float32, None)
     model = config.get_model({})
     model.diffusion_model.load_state_dict(tiny_models.random_state_dict(model.diffusion_model, seed))
@@ -202,8 +214,56 @@ def test_save_load_round_trip_and_the_search_node(host, tinies, pack_modules, tm
     assert "6 of 12 block calls" in report and "saved as" in report
     assert (tmp_path / "found.json").is_file()
     assert "found.json" in host.mappings["LoadBlockPlan"].INPUT_TYPES()["required"]["plan"][0]
-    loaded, loaded_sigmas, summary = host.mappings["LoadBlockPlan"]().load("found.json")
+    loaded, loaded_sigmas, summary, sampler = host.mappings["LoadBlockPlan"]().load("found.json")
     assert loaded == plan and "cost 0.500" in summary and "sampler euler" in summary
-    assert torch.equal(loaded_sigmas, sigmas.float())  # the combined record: stage 1's SIGMAS come back too
-    pasted, _, _ = host.mappings["LoadBlockPlan"]().load("(pasted text)", plan.to_text())
-    assert pasted == plan
+    # the combined record: stage 1's SIGMAS and the sampler come back too, and what the search measured
+    assert torch.equal(loaded_sigmas, sigmas.float())
+    assert sampler.sampler_function is comfy.samplers.sampler_object("euler").sampler_function
+    assert loaded.cache_key and loaded.search["best_uniform"] >= loaded.search["found"]
+    pasted = host.mappings["LoadBlockPlan"]().load("(pasted text)", plan.to_text())[0]
+    assert pasted == plan and pasted.cache_key == plan.cache_key
+
+
+def test_the_same_search_again_is_served_from_the_library(host, tinies, pack_modules, tmp_path, monkeypatch):
+    import sys
+
+    import comfy.samplers
+    import folder_paths
+    bp, _ = pack_modules
+    node_module = sys.modules[f"{host.pack.__name__}.nodes.architecture_search"]
+    tiny = tinies["sd3"]
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, bp.FOLDER, ([str(tmp_path)], {bp.EXTENSION}))
+    sigmas = comfy.samplers.calculate_sigmas(tiny.model.get_model_object("model_sampling"), "simple", 4)
+    searches = []
+    real_search = node_module.search_block_plan
+
+    def counted(*args, **kwargs):
+        searches.append(kwargs.get("config") or args[4])
+        return real_search(*args, **kwargs)
+    monkeypatch.setattr(node_module, "search_block_plan", counted)
+    node = host.mappings["EvoArchitectureSearch"]()
+
+    def search(sig=sigmas, cost=0.5, seed=0, sampler_name="euler", positive=tiny.positive, **kw):
+        return node.search(tiny.model, positive, tiny.negative, tiny.latent, sampler_name, sig, 3.0, cost, 2, 4, 1,
+                           seed, "latent_mse", **kw)
+    first = search()
+    assert len(searches) == 1 and len(list(tmp_path.glob("*.json"))) == 1  # always saved: the search's record
+    again = search()
+    assert len(searches) == 1, "the same inputs searched again"
+    assert again[1] == first[1] and "no search run" in again[2] and first[2].split("\nsaved as")[0] in again[2]
+    wired = comfy.samplers.sampler_object("euler")  # what KSamplerSelect returns
+    assert search(sampler=wired)[1] == first[1] and len(searches) == 1  # the same sampler, wired
+    # each input of the key searches anew: the schedule, the cost, the search seed, the sampler, the conditioning
+    search(sig=comfy.samplers.calculate_sigmas(tiny.model.get_model_object("model_sampling"), "normal", 4))
+    search(cost=0.75)
+    search(seed=1)
+    search(sampler_name="dpmpp_2m")
+    search(positive=tiny.negative)
+    assert len(searches) == 6 and len(list(tmp_path.glob("*.json"))) == 6
+    keys = {core_plan_key(p) for p in tmp_path.glob("*.json")}
+    assert len(keys) == 6
+
+
+def core_plan_key(path) -> str:
+    import json
+    return json.loads(path.read_text())["cache_key"]
