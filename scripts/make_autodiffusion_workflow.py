@@ -1,6 +1,9 @@
 """Write workflows/autodiffusion_two_stage.json (+ the API twin): AutoDiffusion's two-stage search on the bundled
 MNIST flow DiT -- time steps first (EvoTimestepSchedule), then the per-step block plan on them
 (EvoArchitectureSearch) -- sampled next to the searched schedule with every block and a high-accuracy reference.
+The one combined record is stage 2's: the plan with the stage-1 SIGMAS and the sampler in it, and what the search
+measured, saved as models/adaptive_skip_block_plans/mnist_dit_two_stage.json (LoadBlockPlan returns plan, SIGMAS
+and SAMPLER; the same inputs again are served from it without searching).
 
     python scripts/make_autodiffusion_workflow.py              # needs ComfyUI and the MNIST DiT's nodes
     python scripts/make_autodiffusion_workflow.py --populate   # also run the schedule search once and ship its
@@ -30,8 +33,10 @@ STEPS = 8
 STAGE1 = {"sampler_name": SAMPLER, "steps": STEPS, "cfg": 3.0, "num_seeds": 8, "budget": 2500, "seed": 0,
           "population": 16, "top_k": 4, "mutation_prob": 0.3, "generations": 25, "reference_steps": 200,
           "reference_sampler": "auto", "validation_seeds": 8, "candidates_per_call": 8, "save_as": ""}
+# small budgets so the workflow runs headless in about a minute (stage 1 is served from the shipped record)
 STAGE2 = {"sampler_name": SAMPLER, "cfg": 3.0, "cost_target": 0.75, "num_seeds": 4, "population": 8,
-          "generations": 3, "seed": 0, "fitness": "latent_mse", "save_name": "", "candidates_per_call": 8}
+          "generations": 3, "seed": 0, "fitness": "latent_mse", "save_name": "mnist_dit_two_stage",
+          "candidates_per_call": 8}
 
 
 def two_stage() -> tuple[dict, dict]:
@@ -68,7 +73,8 @@ def two_stage() -> tuple[dict, dict]:
     titles = {"5": "Stage 1: search the time steps (cached in schedules/)",
               "6": "Stage 2: search which blocks run at each step", "8": "Sample: two-stage result",
               "9": "Sample: searched schedule, every block", "10": "200-step reference",
-              "13": "What stage 2 found (add SaveBlockPlan to keep the plan + schedule + sampler record)"}
+              "13": "Stage 2's report; its record (plan + SIGMAS + sampler + search) is saved in "
+                    "models/adaptive_skip_block_plans: LoadBlockPlan gives all three back"}
     positions = {"1": (20, 40), "2": (20, 200), "3": (20, 330), "4": (20, 460), "5": (380, 40), "6": (760, 40),
                  "7": (380, 620), "8": (1140, 40), "9": (1140, 420), "10": (1140, 800), "11": (1520, 40),
                  "12": (1520, 300), "13": (760, 620), "14": (1520, 560), "15": (1880, 560), "16": (1520, 860),

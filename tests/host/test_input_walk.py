@@ -50,8 +50,16 @@ BASE = {
         "steps": 6, "cfg": 3.0, "sampler_name": "euler", "scheduler": "karras", "denoise": 1.0, "threshold": 0.05,
         "max_consecutive_skips": 4, "warmup_steps": 2, "criterion": "official"}},
 }
+# Block plans: the schedule of the base graph's plans, and a BLOCK_PLAN for the base model (its text is filled in by
+# _block_plan_base, which needs the loaded model's blocks)
+BLOCK_PLAN_BASE = {
+    "BS": {"class_type": "BasicScheduler", "inputs": {"model": ["L", 0], "scheduler": "simple", "steps": 3,
+                                                      "denoise": 1.0}},
+    "BP": {"class_type": "LoadBlockPlan", "inputs": {"plan": "(pasted text)", "text": ""}},
+}
 # The link inputs of the node under test, by type: where they come from.
-LINKS = {"MODEL": ["L", 0], "CONDITIONING": ["P", 0], "LATENT": ["E", 0], "SKIP_PATH": ["S", 1]}
+LINKS = {"MODEL": ["L", 0], "CONDITIONING": ["P", 0], "LATENT": ["E", 0], "SKIP_PATH": ["S", 1],
+         "SIGMAS": ["BS", 0], "BLOCK_PLAN": ["BP", 0]}
 LINK_OVERRIDES = {("AdaptiveSkipCompare", "reference"): ["K", 0], ("AdaptiveSkipCompare", "latent"): ["S", 0],
                   ("AdaptiveSkipLastPath", "latent"): ["K", 0], ("AdaptiveSkipDigitsDecode", "samples"): ["K", 0],
                   ("TimestepScheduleFromText", "model"): ["L", 0], ("SkipPathVisualizer", "skip_path"): ["S", 1]}
@@ -83,17 +91,29 @@ SINKS = {
             "negative": ["N", 0], "sampler": ["KSS", 0], "sigmas": out, "latent_image": ["E", 0]}}},
     "SKIP_PATH": lambda out: {"O": {"class_type": "SkipPathVisualizer", "inputs": {"skip_path": out, "width": 400}}},
 }
+# A block-planned model samples the plan's schedule: ApplyBlockPlan's / EvoArchitectureSearch's MODEL and
+# LoadBlockPlan's record (plan, SIGMAS, SAMPLER) go into SamplerCustom on the plan's 3 steps.
+def _plan_sink(model, sigmas, sampler) -> dict:
+    return SINKS["LATENT"](["PC", 0]) | {"PC": {"class_type": "SamplerCustom", "inputs": {
+        "model": model, "add_noise": True, "noise_seed": 0, "cfg": 3.0, "positive": ["P", 0], "negative": ["N", 0],
+        "sampler": sampler, "sigmas": sigmas, "latent_image": ["E", 0]}},
+        "PS": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}}}
+
+
+NODE_SINKS = {
+    "ApplyBlockPlan": lambda out: _plan_sink(out, ["BS", 0], ["PS", 0]),
+    "EvoArchitectureSearch": lambda out: _plan_sink(out, ["BS", 0], ["PS", 0]),
+    "LoadBlockPlan": lambda out: _plan_sink(["PA", 0], [T, 1], [T, 3]) | {
+        "PA": {"class_type": "ApplyBlockPlan", "inputs": {"model": ["L", 0], "block_plan": out}}},
+}
+CHEAP["EvoArchitectureSearch"] = {"cfg": 3.0, "num_seeds": 1, "population": 4, "generations": 1,
+                                  "candidates_per_call": 4}
 # Nodes the walk has no base graph for yet (its base graph is the digits UNet). Named, not silently dropped, and
-# checked below so a new node cannot slip out of the walk unnoticed: the MNIST DiT's nodes need an SD3 base graph,
-# the block-plan nodes a BLOCK_PLAN made for the base model.
+# checked below so a new node cannot slip out of the walk unnoticed: the MNIST DiT's nodes need an SD3 base graph.
 NOT_WALKED = {
     "AdaptiveSkipMnistDiTConditioning": "needs the MNIST DiT base graph",
     "AdaptiveSkipMnistDiTDecode": "needs the MNIST DiT base graph",
     "AdaptiveSkipMnistDiTEncode": "needs the MNIST DiT base graph",
-    "ApplyBlockPlan": "needs a BLOCK_PLAN made for the base model",
-    "EvoArchitectureSearch": "returns a BLOCK_PLAN, which the walk has no sink for",
-    "LoadBlockPlan": "returns a BLOCK_PLAN, which the walk has no sink for",
-    "SaveBlockPlan": "needs a BLOCK_PLAN made for the base model",
 }
 BAD_TEXT = {"text": "14.6, three, 0", "name": "../outside", "save_as": "../outside", "label": "x" * 2000}
 
@@ -129,8 +149,26 @@ def _graph(name: str, cls, inputs: dict) -> dict:
     prompt = {k: {"class_type": v["class_type"], "inputs": dict(v["inputs"])} for k, v in BASE.items()}
     prompt[T] = {"class_type": name, "inputs": inputs}
     if not getattr(cls, "OUTPUT_NODE", False):
-        prompt |= SINKS[cls.RETURN_TYPES[0]]([T, 0])
+        prompt |= (NODE_SINKS.get(name) or SINKS[cls.RETURN_TYPES[0]])([T, 0])
     return prompt
+
+
+def _block_plan_base(host, monkeypatch) -> None:
+    """BLOCK_PLAN_BASE into BASE, its plan (and LoadBlockPlan's cheap text): the base model's blocks, one dropped
+    at the middle step, on the base graph's 3-step schedule."""
+    import sys
+
+    import comfy.samplers
+    core = sys.modules[f"{host.pack.__name__}.core.block_plan"]
+    model = host.nodes.NODE_CLASS_MAPPINGS["UNETLoader"]().load_unet(BUNDLED, "default")[0]
+    blocks = sys.modules[f"{host.pack.__name__}.nodes.block_plan"].model_blocks(model)
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "simple", 3)
+    mask = tuple(tuple(not (step == 1 and b == 0) for b in range(len(blocks.blocks))) for step in range(3))
+    text = core.BlockPlan(mask, blocks.blocks, blocks.identity, sigmas=sigmas.tolist(), sampler="euler").to_text()
+    for key, node in BLOCK_PLAN_BASE.items():
+        monkeypatch.setitem(BASE, key, node)
+    monkeypatch.setitem(BASE["BP"]["inputs"], "text", text)
+    monkeypatch.setitem(CHEAP, "LoadBlockPlan", {"text": text})
 
 
 def _base_inputs(name: str, cls) -> tuple[dict, dict]:
@@ -235,7 +273,7 @@ def walk_folders(host, tmp_path, monkeypatch):
     import folder_paths
     monkeypatch.setattr(folder_paths, "models_dir", str(tmp_path / "models"))
     saved = dict(folder_paths.folder_names_and_paths)
-    for key in ("adaptive_skip_schedules", "adaptive_skip_paths"):
+    for key in ("adaptive_skip_schedules", "adaptive_skip_paths", "adaptive_skip_block_plans"):
         if key in folder_paths.folder_names_and_paths:
             paths, exts = folder_paths.folder_names_and_paths[key]
             shipped = [p for p in paths if Path(p).resolve().is_relative_to(PACK_ROOT)]
@@ -256,9 +294,10 @@ def walk_folders(host, tmp_path, monkeypatch):
     folder_paths.folder_names_and_paths.update(saved)
 
 
-def test_every_input_edge_runs_or_is_refused_by_name(host, walk_folders):
+def test_every_input_edge_runs_or_is_refused_by_name(host, walk_folders, monkeypatch):
     import comfy.utils
     comfy.utils.set_progress_bar_enabled(False)
+    _block_plan_base(host, monkeypatch)
     walk = _Walk(host, walk_folders)
     rows, outcomes, start = [], collections.Counter(), time.monotonic()
     assert set(NOT_WALKED) <= set(host.mappings), "NOT_WALKED names a node the pack no longer has"
