@@ -76,6 +76,31 @@ def repair(mask: Mask, keep: int, rng: random.Random) -> Mask:
     return out
 
 
+def repair_weighted(mask: Mask, budget: float, weights: Sequence[float], rng: random.Random) -> Mask:
+    """`mask` with at least one block per step, its weighted block compute at most `budget` and no further block
+    that fits: random entries dropped while over, then random free entries added while they fit."""
+    out = [list(row) for row in mask]
+    for row in out:
+        if not any(row):
+            row[min(range(len(row)), key=lambda b: weights[b])] = True  # the cheapest block keeps the step a model
+    used = sum(w for row in out for w, on in zip(weights, row) if on)
+    on = [(s, b) for s, row in enumerate(out) for b, v in enumerate(row) if v]
+    rng.shuffle(on)
+    for s, b in on:
+        if used <= budget + 1e-9:
+            break
+        if sum(out[s]) > 1:
+            out[s][b] = False
+            used -= weights[b]
+    off = [(s, b) for s, row in enumerate(out) for b, v in enumerate(row) if not v]
+    rng.shuffle(off)
+    for s, b in off:
+        if used + weights[b] <= budget + 1e-9:
+            out[s][b] = True
+            used += weights[b]
+    return out
+
+
 def crossover(a: Mask, b: Mask, rng: random.Random) -> Mask:
     if rng.random() < 0.5:  # whole steps from either parent
         return [list(ra if rng.random() < 0.5 else rb) for ra, rb in zip(a, b)]
@@ -129,12 +154,28 @@ def uniform_seeds(steps: int, n: int, cost: float) -> list[Mask]:
 def search_block_plan(steps: int, blocks: Sequence[BlockId], model: str, fitness: Fitness,
                       config: BlockSearchConfig, sigmas: Sequence[float] = (), weights: Sequence[float] = (),
                       seed_plans: Sequence[BlockPlan] = (), progress: Progress | None = None) -> BlockSearchResult:
-    """The best plan found at config.cost_target for `fitness` (lower is better). Deterministic for a seed."""
+    """The best plan found at config.cost_target for `fitness` (lower is better). Deterministic for a seed.
+
+    With `weights` (the relative compute of each block, e.g. a block whose context stream is pre_only costs less)
+    the budget is weighted: every candidate's weighted cost is at most cost_target and no further block fits
+    (candidates then differ slightly in cost; the plan's `cost` says which). Without, every candidate holds exactly
+    kept_calls(cost_target) block calls."""
     n = len(blocks)
     if steps < 1 or n < 1:
         raise BlockPlanError(f"a block plan needs >= 1 step and >= 1 block, got {steps} x {n}")
+    if weights and (len(weights) != n or min(weights) <= 0):
+        raise BlockPlanError(f"weights need one positive value per block ({n}), got {list(weights)}")
     rng = random.Random(config.seed)
     keep = kept_calls(config.cost_target, steps, n)
+    fix = repair
+    if weights:
+        budget = config.cost_target * sum(weights) * steps
+        if budget + 1e-9 < steps * min(weights):
+            raise BlockPlanError(f"cost_target {config.cost_target} cannot keep one block per step with these "
+                                 "weights; raise cost_target")
+
+        def fix(mask: Mask, _keep: int, generator: random.Random) -> Mask:
+            return repair_weighted(mask, budget, weights, generator)
     cache: dict[tuple, float] = {}
     planned = config.population * (config.generations + 1)
 
@@ -154,13 +195,13 @@ def search_block_plan(steps: int, blocks: Sequence[BlockId], model: str, fitness
                 progress(len(cache), planned)
         return [cache[_key(m)] for m in masks]
 
-    uniform = [repair(m, keep, rng) for m in uniform_seeds(steps, n, config.cost_target)]
+    uniform = [fix(m, keep, rng) for m in uniform_seeds(steps, n, config.cost_target)]
     uniform_scores = score(uniform)
     u_best = min(range(len(uniform)), key=lambda i: uniform_scores[i])
-    pool = uniform + [repair([list(r) for r in p.mask], keep, rng) for p in seed_plans if p.steps == steps
+    pool = uniform + [fix([list(r) for r in p.mask], keep, rng) for p in seed_plans if p.steps == steps
                       and len(p.blocks) == n]
     while len(pool) < config.population:
-        pool.append(repair([[False] * n for _ in range(steps)], keep, rng))  # random plans
+        pool.append(fix([[False] * n for _ in range(steps)], keep, rng))  # random plans
     pool = list({_key(m): m for m in pool}.values())
     ranked = sorted(zip(score(pool), range(len(pool))))
     history = [ranked[0][0]]
@@ -174,7 +215,7 @@ def search_block_plan(steps: int, blocks: Sequence[BlockId], model: str, fitness
             child = crossover(a, b, rng)
             if rng.random() < config.mutation_prob or _key(child) in seen:
                 child = mutate(child, rng, moves=1 + rng.randrange(2))
-            child = repair(child, keep, rng)
+            child = fix(child, keep, rng)
             if _key(child) not in seen:
                 seen.add(_key(child))
                 children.append(child)

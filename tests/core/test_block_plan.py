@@ -131,3 +131,24 @@ def test_search_at_full_cost_returns_the_full_plan_and_validates_the_fitness():
     assert result.best == full_plan(3, BLOCKS, MODEL)
     with pytest.raises(BlockPlanError, match="returned 1 values"):
         search_block_plan(3, BLOCKS, MODEL, lambda plans: [0.0], BlockSearchConfig(cost_target=0.5))
+
+
+def test_weighted_search_holds_the_weighted_budget_and_spends_it():
+    """A cheaper block (e.g. an MMDiT's last joint block, whose context stream is pre_only) costs less of the
+    budget: every candidate stays within cost_target by weight, no further block fits, and the search can keep more
+    cheap blocks than an unweighted budget of the same target allows."""
+    steps, weights = 5, (1.0, 1.0, 1.0, 1.0, 1.0, 0.5)
+    target = [[b == 5 or b < 2 for b in range(6)] for _ in range(steps)]  # 2 full blocks + the cheap one per step
+    fitness = _distance_to(target)
+    config = BlockSearchConfig(cost_target=2.5 / 5.5, population=16, parents=4, generations=20, seed=3)
+    result = search_block_plan(steps, BLOCKS, MODEL, fitness, config, weights=weights)
+    budget = config.cost_target * sum(weights) * steps
+    for plan in fitness.calls:
+        used = sum(w for row in plan.mask for w, on in zip(weights, row) if on)
+        assert used <= budget + 1e-9 and all(any(row) for row in plan.mask)
+        assert all(used + weights[b] > budget + 1e-9 for row in plan.mask for b, on in enumerate(row) if not on)
+    assert result.best.weights == weights and result.best.cost <= config.cost_target + 1e-9
+    assert result.fitness == 0  # the weighted optimum: 15 block calls, more than kept_calls' 14 at this target
+    assert result.best.block_calls == 15 > kept_calls(config.cost_target, steps, 6)
+    with pytest.raises(BlockPlanError, match="one positive value per block"):
+        search_block_plan(steps, BLOCKS, MODEL, fitness, config, weights=(1.0, 2.0))
