@@ -60,6 +60,9 @@ def main(argv=None) -> int:
     parser.add_argument("--timing-rounds", type=int, default=3)
     parser.add_argument("--stage1-file", default="", help="JSON {steps: sigmas} of stage-1 results: read, and "
                                                             "written as stage 1 runs (a stopped run resumes)")
+    parser.add_argument("--weights", nargs="+", type=float, default=None,
+                        help="relative compute per block for a weighted plan search at the matched cost (e.g. "
+                             "1 1 1 0.905: the MNIST DiT's last joint block, pre_only context stream, by MACs)")
     parser.add_argument("--no-transfer", action="store_true")
     parser.add_argument("--transfer-steps", type=int, default=8)
     parser.add_argument("--transfer-costs", nargs="+", type=float, default=[0.75, 0.5])
@@ -118,7 +121,7 @@ def main(argv=None) -> int:
     def patched(plan):
         return model if plan is None else bp.apply_plans(model, [plan])
 
-    def search(sigmas, keep: int, fit_classes=range(10)):
+    def search(sigmas, keep: int, fit_classes=range(10), weights=(), cost=None):
         steps = len(sigmas) - 1
         fit = runner(sigmas, args.fit_seeds, 0, fit_classes)
         target = fit.full()
@@ -128,11 +131,12 @@ def main(argv=None) -> int:
             for start in range(0, len(plans), 8):
                 values += [float(((o - target) ** 2).mean()) for o in fit.plans(plans[start:start + 8])]
             return values
-        config = plan_search.BlockSearchConfig(cost_target=keep / (steps * nblocks), population=args.population,
-                                               parents=max(2, args.population // 4), generations=args.generations)
+        config = plan_search.BlockSearchConfig(cost_target=cost or keep / (steps * nblocks),
+                                               population=args.population, parents=max(2, args.population // 4),
+                                               generations=args.generations)
         start = time.perf_counter()
         result = plan_search.search_block_plan(steps, info.blocks, info.identity, fitness, config,
-                                               sigmas=[float(s) for s in sigmas])
+                                               sigmas=[float(s) for s in sigmas], weights=weights)
         randoms = [core_plan.random_plan(steps, info.blocks, info.identity, keep / (steps * nblocks),
                                          random.Random(100 + r)) for r in range(args.random_plans)]
         print(f"  search M={steps} K={keep}: {result.evaluated} plans in {time.perf_counter() - start:.0f}s; "
@@ -210,7 +214,11 @@ def main(argv=None) -> int:
                 print(f"  N={n}, k={k}: no plan of >= 1 block per step fits the wall time; skipped", flush=True)
                 continue
             result, randoms = search(s_m, keep)
-            points = {"timesteps only (searched)": (s_n, None, n), "timesteps only (simple)": (simple(n), None, n),
+            weighted = {}
+            if args.weights:  # the same matched budget, spent by weight: the last block costs less of it
+                w_result, _ = search(s_m, keep, weights=tuple(args.weights), cost=min(1.0, c_star))
+                weighted = {"two-stage (weighted search)": (s_m, w_result.best, m)}
+            points = {**weighted, "timesteps only (searched)": (s_n, None, n), "timesteps only (simple)": (simple(n), None, n),
                       "searched, every block, N+k": (s_m, None, m), "two-stage": (s_m, result.best, m),
                       "uniform plan": (s_m, result.best_uniform, m)}
             points.update({f"random plan {r}": (s_m, p, m) for r, p in enumerate(randoms)})
@@ -224,6 +232,8 @@ def main(argv=None) -> int:
                        "plan": plan.to_dict()["mask"] if plan is not None else None}
                 if key.startswith("random"):
                     row["family"] = "random plan"
+                if "weighted" in key:
+                    row["family"] = "two-stage, weighted search"
                 rows.append(row)
                 print(f"  {key:30s} steps {steps} cost {row['cost']:.3f} FD {row['frechet']:7.2f} PSNR "
                       f"{row['psnr']:6.2f} dB  cpu {row['seconds']:.3f}s wall {row['wall_seconds']:.3f}s",
@@ -263,7 +273,7 @@ def plot(data: dict, path: Path) -> None:
 
     rows, ref_fd = data["rows"], data["meta"]["reference_frechet"]
     styles = {"timesteps only": ("k", "s"), "searched, every block": ("tab:purple", "*"),
-              "two-stage": ("tab:green", "D"), "uniform plan": ("tab:orange", "^"), "random plan": ("tab:gray", "x")}
+              "two-stage": ("tab:green", "D"), "two-stage, weighted search": ("tab:olive", "P"), "uniform plan": ("tab:orange", "^"), "random plan": ("tab:gray", "x")}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for ax, key, label in ((axes[0], "frechet", "Fréchet distance to real digits (lower better)"),
                            (axes[1], "psnr", "PSNR vs high-accuracy reference, dB (higher better)")):
