@@ -73,7 +73,7 @@ def test_stage_two_writes_one_combined_record(host, tmp_path, monkeypatch):
     values["5"] = host.mappings["EvoTimestepSchedule"]().search(**_linked(prompt["5"]["inputs"], values))["result"]
     inputs = dict(_linked(prompt["6"]["inputs"], values), population=4, generations=1, num_seeds=2)
     node = host.mappings["EvoArchitectureSearch"]()
-    model, plan, report = node.search(**inputs)
+    _, plan, report = node.search(**inputs)
     record = tmp_path / (make.STAGE2["save_name"] + ".json")
     assert record.is_file() and f"saved as {record}" in report
     loaded, sigmas, summary, sampler = host.mappings["LoadBlockPlan"]().load(record.name)
