@@ -43,11 +43,11 @@ class Fitness:
 
 
 class LatentMSE(Fitness):
-    """Mean squared difference to the reference over all seeds and latent elements (AutoDiffusion's search
-    signal without a feature network)."""
+    """Fidelity: mean squared difference to the many-step reference over all seeds and latent elements
+    (AutoDiffusion's search signal without a feature network)."""
 
-    name = "latent_mse"
-    help = "mean squared difference to the reference's samples, over all seeds and latent elements"
+    name = "fidelity"
+    help = "closeness to the many-step reference: mean squared latent difference over all seeds and elements"
     label = "latent MSE"
 
     def score(self, outputs: Sequence[torch.Tensor], reference: torch.Tensor) -> list[float]:
@@ -55,6 +55,8 @@ class LatentMSE(Fitness):
 
 
 DEFAULT_FITNESS = LatentMSE.name
+# Names a fitness had before (saved search settings and node calls may hold them): read as today's name.
+LEGACY_NAMES = {"latent_mse": LatentMSE.name}
 FITNESSES: Registry[type[Fitness]] = Registry("fitness")
 
 
@@ -67,5 +69,5 @@ register(LatentMSE)
 
 
 def make_fitness(name: str = DEFAULT_FITNESS, **params) -> Fitness:
-    """The registered fitness `name` built with `params`; ValueError lists the known names."""
-    return FITNESSES.get(name)(**params)
+    """The registered fitness `name` (or its old name) built with `params`; ValueError lists the known names."""
+    return FITNESSES.get(LEGACY_NAMES.get(name, name))(**params)

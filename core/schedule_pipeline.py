@@ -15,7 +15,8 @@ from typing import Protocol
 
 import torch
 
-from .fitness import DEFAULT_FITNESS, Fitness
+from .fitness import DEFAULT_FITNESS, LEGACY_NAMES, Fitness
+from .joint_schedule_search import JointConfig, JointSearch, JointState, SamplerSchedule
 from .schedule_search import EvoConfig, EvoResult, EvoSearch, EvoState
 
 CACHE_VERSION = 2
@@ -44,14 +45,18 @@ class SearchSettings:
     reference_sampler: str  # resolved: never "auto"
     validation_seeds: int
     fitness: str = DEFAULT_FITNESS  # Fitness.identity
+    samplers: tuple = ()  # sampler_name auto: the (name, steps, calls) genes searched
 
     def key_parts(self) -> dict:
-        """The settings as cache-key parts. The default fitness is left out, so its keys are the ones saved before
-        the fitness joined the settings (saved records and the shipped cache keep hitting); any other fitness's
-        identity is in the key, so it is never served the default's result."""
+        """The settings as cache-key parts. The default fitness (under its old name too) and an empty sampler
+        set are left out, so their keys are the ones saved before those joined the settings (saved records and the
+        shipped cache keep hitting); any other fitness's identity is in the key, so it is never served the
+        default's result."""
         parts = asdict(self)
-        if self.fitness == DEFAULT_FITNESS:
+        if self.fitness == DEFAULT_FITNESS or self.fitness in LEGACY_NAMES:
             del parts["fitness"]
+        if not self.samplers:
+            del parts["samplers"]
         return parts
 
 
@@ -111,7 +116,14 @@ def validate_finds(search: EvoSearch, baselines: dict[str, list[float]], baselin
     pick = best(baselines) if baselines else None
     if finds and (pick is None or combined[best(finds)] * MIN_GAIN < combined[pick]):
         pick = best(finds)
-    return pick, [float(v) for v in candidates[pick][0]], combined
+    return pick, candidates[pick][0], combined
+
+
+def split_candidate(candidate) -> tuple[str | None, list[float]]:
+    """(sampler, sigmas) of a joint search's SamplerSchedule; (None, sigmas) of a plain schedule."""
+    if isinstance(candidate, SamplerSchedule):
+        return candidate.sampler, [float(v) for v in candidate.sigmas]
+    return None, [float(v) for v in candidate]
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,7 @@ class ScheduleFind:
     result: EvoResult       # the evolution's result on the fitness seeds
     model_calls: int        # the search's and the validation's, references excluded
     validated: bool
+    sampler: str | None = None  # the joint search's pick (sampler_name auto); None for a fixed sampler
 
 
 class SchedulePipeline:
@@ -132,13 +145,15 @@ class SchedulePipeline:
     interruption (the adapter saves `search.state` to resume). `fit` holds `num_seeds` seeds; `validation` is called
     once, after the evolution, for the `validation_seeds` fresh ones (None or 0 seeds turns validation off)."""
 
-    def __init__(self, config: EvoConfig, fitness: Fitness, baselines: dict[str, list[float]], fit: SeedSet,
+    def __init__(self, config: EvoConfig | JointConfig, fitness: Fitness, baselines: dict, fit: SeedSet,
                  num_seeds: int, validation: Callable[[], SeedSet] | None = None, validation_seeds: int = 0,
-                 state: EvoState | None = None):
+                 state: EvoState | JointState | None = None):
+        """A JointConfig searches sampler and schedule together (baselines are then SamplerSchedules)."""
         self.config, self.fitness, self.baselines, self.fit = config, fitness, baselines, fit
         self.num_seeds, self.validation, self.validation_seeds = num_seeds, validation, validation_seeds
         self.evaluate = fit.evaluator(fitness)
-        self.search = EvoSearch(config, self.evaluate, seeds=baselines, state=state)
+        kind = JointSearch if isinstance(config, JointConfig) else EvoSearch
+        self.search = kind(config, self.evaluate, seeds=baselines, state=state)
 
     def run(self) -> ScheduleFind:
         fit_calls = self.fit.runner.calls
@@ -146,11 +161,13 @@ class SchedulePipeline:
         baseline_fitness = builtin_fitness(self.search, result, self.baselines, self.evaluate)
         calls = self.fit.runner.calls - fit_calls
         if self.validation is None or self.validation_seeds <= 0:
-            return ScheduleFind("search #1", result.sigmas, result.fitness, baseline_fitness, result, calls, False)
+            sampler, sigmas = split_candidate(result.sigmas)
+            return ScheduleFind("search #1", sigmas, result.fitness, baseline_fitness, result, calls, False, sampler)
         held = self.validation()
         before = held.runner.calls
-        pick, sigmas, combined = validate_finds(self.search, self.baselines, baseline_fitness,
-                                                held.evaluator(self.fitness), self.num_seeds, self.validation_seeds)
+        pick, found, combined = validate_finds(self.search, self.baselines, baseline_fitness,
+                                               held.evaluator(self.fitness), self.num_seeds, self.validation_seeds)
         calls += held.runner.calls - before
+        sampler, sigmas = split_candidate(found)
         return ScheduleFind(pick, sigmas, combined[pick], {k: combined[k] for k in self.baselines}, result, calls,
-                            True)
+                            True, sampler)

@@ -42,8 +42,11 @@ class ScaledMSE(F.Fitness):
 
 
 def test_the_default_fitness_keeps_the_saved_cache_keys():
-    assert SETTINGS.fitness == F.DEFAULT_FITNESS == F.make_fitness().identity == "latent_mse"
+    from dataclasses import replace
+    assert SETTINGS.fitness == F.DEFAULT_FITNESS == F.make_fitness().identity == "fidelity"
     assert search_key(*KEY_ARGS, SETTINGS) == KEY_BEFORE_FITNESS
+    # its name before the rename (in settings saved by the last version) is the same search
+    assert search_key(*KEY_ARGS, replace(SETTINGS, fitness="latent_mse")) == KEY_BEFORE_FITNESS
 
 
 def test_another_fitness_is_never_served_the_default_result():
@@ -56,8 +59,10 @@ def test_another_fitness_is_never_served_the_default_result():
 
 
 def test_registry_builds_by_name_and_names_the_known_ones():
-    assert isinstance(F.make_fitness("latent_mse"), F.LatentMSE)
-    with pytest.raises(ValueError, match="fitness must be one of latent_mse.*'fid'"):
+    assert isinstance(F.make_fitness("fidelity"), F.LatentMSE)
+    assert F.make_fitness("latent_mse").identity == "fidelity"  # the old name still builds it
+    assert "latent_mse" not in F.FITNESSES.names()  # but is not offered
+    with pytest.raises(ValueError, match="fitness must be one of fidelity.*'fid'"):
         F.make_fitness("fid")
     F.register(ScaledMSE)
     try:
