@@ -51,7 +51,7 @@ class LatentMSE(Fitness):
     label = "latent MSE"
 
     def score(self, outputs: Sequence[torch.Tensor], reference: torch.Tensor) -> list[float]:
-        return [float(((o.float() - reference.float()) ** 2).mean()) for o in outputs]
+        return [float(((o.detach().float() - reference.detach().float()) ** 2).mean()) for o in outputs]
 
 
 DEFAULT_FITNESS = LatentMSE.name

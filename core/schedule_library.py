@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 FORMAT = "adaptive_skip.schedule"
 VERSION = 1
 EXTENSION = ".json"
+SHOWN_BASELINES = 12  # built-ins listed in a report (sampler_name auto compares with ~100 pairs)
 
 
 @dataclass(frozen=True)
@@ -148,11 +149,19 @@ def describe(record: ScheduleRecord) -> str:
     if record.fitness is not None:
         head += f", fitness {record.fitness:.4g} ({record.fitness_metric})"
     lines.append(head)
+    if record.search.get("sampler_name") == "auto":
+        genes = record.search.get("samplers") or []
+        lines.append(f"sampler searched (auto) among {len(genes)} deterministic samplers at <= "
+                     f"{record.search.get('steps')} model calls per sample: {record.sampler} "
+                     f"({record.search.get('sampler_calls', '?')} calls)")
     if record.baselines:
         best_name = min(record.baselines, key=record.baselines.get)
         best = record.baselines[best_name]
-        for name, value in sorted(record.baselines.items(), key=lambda kv: kv[1]):
+        ranked = sorted(record.baselines.items(), key=lambda kv: kv[1])
+        for name, value in ranked[:SHOWN_BASELINES]:
             lines.append(f"  {name:<12} {value:.4g}")
+        if len(ranked) > SHOWN_BASELINES:
+            lines.append(f"  ... {len(ranked) - SHOWN_BASELINES} more built-ins (all in the saved record)")
         if record.fitness is not None and record.fitness > 0:
             lines.append(f"searched / best built-in ({best_name}): {record.fitness / best:.3f} "
                          f"({best / record.fitness:.2f}x lower error)")

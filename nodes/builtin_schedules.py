@@ -8,6 +8,7 @@ import comfy.samplers
 import torch
 from comfy_extras.nodes_align_your_steps import AlignYourStepsScheduler
 
+from ..core.joint_schedule_search import DETERMINISTIC_SAMPLERS, SamplerSchedule, steps_within
 from ..core.sampler_steps import calls_per_step, sampler_function_name
 from .model_identity import model_info
 
@@ -48,3 +49,29 @@ def sampler_calls(sampler_name: str, sigmas: Sequence[float]) -> int | None:
         return None
     values = [float(v) for v in sigmas]
     return sum(per_step(i, values) for i in range(len(values) - 1))
+
+
+def joint_genes(calls: int) -> tuple[tuple[str, int, int], ...]:
+    """(sampler, steps, model calls) for every deterministic sampler this ComfyUI has and whose calls are known,
+    each at the most steps whose calls fit in `calls` (sampler_name auto)."""
+    genes = []
+    for name in DETERMINISTIC_SAMPLERS:
+        if name not in comfy.samplers.KSampler.SAMPLERS:
+            continue
+        def cost(steps, name=name):
+            return sampler_calls(name, [float(steps - i) for i in range(steps)] + [0.0])
+        if cost(1) is None:
+            continue
+        steps = steps_within(cost, calls)
+        if steps is not None:
+            genes.append((name, steps, cost(steps)))
+    return tuple(genes)
+
+
+def joint_baselines(model, genes) -> dict[str, SamplerSchedule]:
+    """Every sampler x built-in scheduler pair of the genes, named "sampler+scheduler", at the gene's steps."""
+    out = {}
+    for name, steps, _ in genes:
+        for scheduler, sigmas in builtin_baselines(model, name, steps).items():
+            out[f"{name}+{scheduler}"] = SamplerSchedule(name, tuple(float(v) for v in sigmas.tolist()))
+    return out

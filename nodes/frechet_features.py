@@ -25,7 +25,7 @@ FEATURE_CHOICES = ("mnist_classifier", "digits_classifier", "clip_vision")
 # Inputs a search node appends after its own (stored in workflows: only ever add after these).
 FRECHET_INPUTS = {
     "fitness": (list(FITNESSES.names()), {"default": DEFAULT_FITNESS, "tooltip": (
-        "latent_mse: closeness to the many-step reference (fidelity; the default). frechet: Fréchet distance of the "
+        "fidelity: closeness to the many-step reference (latent MSE; the default). frechet: Fréchet distance of the "
         "decoded samples' features to real reference_images (AutoDiffusion's FID signal).")}),
     "features": (list(FEATURE_CHOICES), {"tooltip": (
         "frechet only: the feature network. mnist_classifier / digits_classifier: the pack's classifiers for its "

@@ -22,13 +22,14 @@ import folder_paths
 
 from ..core.fitness import DEFAULT_FITNESS, Fitness, make_fitness
 from ..core.frechet_fitness import FrechetFitness
+from ..core.joint_schedule_search import AUTO, JointConfig, JointState
 from ..core.schedule_library import (EXTENSION, ScheduleRecord, default_name, describe, format_sigmas, load_record,
                                      now_iso, safe_name, save_record)
 from ..core.schedule_pipeline import (VALIDATED_FINDS, SchedulePipeline, SearchSettings, SeedSet,
                                       search_key as settings_key)
 from ..core.schedule_search import EvoConfig, EvoState
 from ..core.sigmas import parse_sigma_text, resample_log_sigmas, resample_log_steps, validate_sigmas
-from .builtin_schedules import builtin_baselines, sampler_calls
+from .builtin_schedules import builtin_baselines, joint_baselines, joint_genes, sampler_calls
 from .frechet_features import FEATURE_CHOICES, FRECHET_INPUTS, build_fitness
 from .model_identity import conditioning_digest, model_identity, model_info
 from .schedule_runner import CandidateRunner
@@ -173,9 +174,12 @@ def _reference_choices() -> list[str]:
 
 
 def _resolve_reference(sampler_name: str, reference_sampler: str) -> str:
-    """auto: the same sampler when it calls the model once per step, else dpmpp_2m (accurate at 200 steps)."""
+    """auto: the same sampler when it calls the model once per step, else dpmpp_2m (accurate at 200 steps);
+    dpmpp_2m when the sampler itself is searched (sampler_name auto)."""
     if reference_sampler != REFERENCE_AUTO:
         return reference_sampler
+    if sampler_name == AUTO:
+        return "dpmpp_2m"
     calls = sampler_calls(sampler_name, [2.0, 1.0, 0.5, 0.0])
     return sampler_name if calls == 3 else "dpmpp_2m"
 
@@ -192,10 +196,15 @@ class EvoTimestepSchedule:
                 "negative": ("CONDITIONING", {"tooltip": "Negative conditioning the fitness samples use."}),
                 "latent_image": ("LATENT", {"tooltip": "Gives the latent shape (its first item; an empty latent "
                                                        "for txt2img). Its batch size is ignored: see num_seeds."}),
-                "sampler_name": (comfy.samplers.KSampler.SAMPLERS, {
-                    "default": "dpmpp_2m", "tooltip": "The sampler the schedule is for."}),
+                "sampler_name": (list(comfy.samplers.KSampler.SAMPLERS) + [AUTO], {
+                    "default": "dpmpp_2m", "tooltip": (
+                        "The sampler the schedule is for. auto: search the sampler too, among ComfyUI's "
+                        "deterministic samplers (no ancestral/SDE: their noise would make the fitness noisy), every "
+                        "sampler x built-in scheduler pair at the same model calls seeded; the sampler output "
+                        "gives the one found.")}),
                 "steps": ("INT", {"default": 5, "min": 1, "max": 100, "tooltip": (
-                    "N: sampler steps of the schedule to find. Searching pays off most at 3-10 steps.")}),
+                    "N: sampler steps of the schedule to find (with sampler_name auto: model calls per sample, "
+                    "so heun-type samplers get about N/2 steps). Searching pays off most at 3-10 steps.")}),
                 "cfg": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
                                   "tooltip": "Classifier-free guidance scale used when sampling; 1 turns CFG off."}),
                 "num_seeds": ("INT", {"default": 8, "min": 1, "max": 256, "tooltip": (
@@ -239,12 +248,14 @@ class EvoTimestepSchedule:
             },
         }
 
-    RETURN_TYPES = ("SIGMAS", "STRING")
-    RETURN_NAMES = ("sigmas", "report")
+    RETURN_TYPES = ("SIGMAS", "STRING", "SAMPLER")
+    RETURN_NAMES = ("sigmas", "report", "sampler")
     OUTPUT_TOOLTIPS = ("The best schedule found: steps + 1 values ending in 0, for SamplerCustom, "
                        "SamplerCustomAdvanced or AdaptiveSkipKSampler's sigmas input.",
                        "The schedule as text (pasteable into TimestepScheduleFromText), its fitness, and the "
-                       "fitness of every built-in schedule at the same step count.")
+                       "fitness of every built-in schedule at the same step count.",
+                       "The sampler the schedule is for (the one found with sampler_name auto), for "
+                       "SamplerCustom / SamplerCustomAdvanced.")
     FUNCTION = "search"
     CATEGORY = CATEGORY
     SEARCH_ALIASES = ["schedule search", "autodiffusion", "timesteps", "sigmas", "optimal steps", "few steps",
@@ -261,13 +272,16 @@ class EvoTimestepSchedule:
                clip_vision=None):
         if top_k > population:
             raise ValueError(f"top_k ({top_k}) must not exceed population ({population}); lower top_k")
-        if sampler_name not in comfy.samplers.KSampler.SAMPLERS:
-            raise ValueError(f"sampler_name {sampler_name!r} is not a ComfyUI sampler")
+        if sampler_name not in comfy.samplers.KSampler.SAMPLERS and sampler_name != AUTO:
+            raise ValueError(f"sampler_name {sampler_name!r} is not a ComfyUI sampler (or auto)")
+        genes = joint_genes(steps) if sampler_name == AUTO else ()
+        if sampler_name == AUTO and not genes:
+            raise ValueError(f"sampler_name auto: no deterministic sampler fits in steps = {steps} model calls")
         settings = SearchSettings(
             sampler_name=sampler_name, steps=steps, cfg=cfg, num_seeds=num_seeds, budget=budget, seed=seed,
             population=population, top_k=top_k, mutation_prob=mutation_prob, generations=generations,
             reference_steps=reference_steps, reference_sampler=_resolve_reference(sampler_name, reference_sampler),
-            validation_seeds=validation_seeds)
+            validation_seeds=validation_seeds, samplers=genes)
         unaffordable = _budget_buys_nothing(model, settings)
         if unaffordable is not None:
             return unaffordable
@@ -282,20 +296,24 @@ class EvoTimestepSchedule:
             logger.info("AdaptiveSkip EvoTimestepSchedule: same inputs as %s, returned from the schedule library",
                         filename)
             return _output(torch.tensor(record.sigmas, dtype=torch.float32),
-                           describe(record) + f"\n(from the schedule library: {filename}; no search run)")
+                           describe(record) + f"\n(from the schedule library: {filename}; no search run)",
+                           record.sampler)
         record, filename = run_search(model, positive, negative, latent_image, settings, candidates_per_call, key,
                                       save_as, model_id, fitness=scorer)
         report = describe(record) + (f"\n{note}" if note else "") + f"\n(saved as {filename})"
-        return _output(torch.tensor(record.sigmas, dtype=torch.float32), report)
+        return _output(torch.tensor(record.sigmas, dtype=torch.float32), report, record.sampler)
 
 
 def _budget_buys_nothing(model, st: SearchSettings) -> dict | None:
     """When the budget cannot pay for one candidate (steps x num_seeds model calls): ComfyUI's karras schedule (or
-    the first built-in), unsearched and unscored, with a report naming the budget to set. None when it can."""
-    baselines = builtin_baselines(model, st.sampler_name, st.steps)
+    the first built-in), unsearched and unscored, with a report naming the budget to set. None when it can.
+    With sampler_name auto: dpmpp_2m's karras schedule at N steps when the budget cannot pay for N calls per seed."""
+    sampler = "dpmpp_2m" if st.sampler_name == AUTO else st.sampler_name
+    baselines = builtin_baselines(model, sampler, st.steps)
     if not baselines:
         return None
-    per_sample = sampler_calls(st.sampler_name, next(iter(baselines.values())).tolist()) or st.steps
+    per_sample = st.steps if st.sampler_name == AUTO else (
+        sampler_calls(sampler, next(iter(baselines.values())).tolist()) or st.steps)
     cost = per_sample * st.num_seeds
     if st.budget >= cost:
         return None
@@ -305,12 +323,27 @@ def _budget_buys_nothing(model, st: SearchSettings) -> dict | None:
             f"num_seeds = {cost}): returned ComfyUI's {name} schedule, not searched and not scored. Raise budget "
             f"to at least {cost} (a search needs a few hundred candidates) or lower num_seeds.")
     logger.warning("AdaptiveSkip EvoTimestepSchedule: %s", note)
-    return _output(sigmas, format_sigmas(sigmas.tolist()) + "\n" + note)
+    return _output(sigmas, format_sigmas(sigmas.tolist()) + "\n" + note, sampler)
 
 
-def _output(sigmas: torch.Tensor, report: str) -> dict:
-    """Node result plus the report as UI text (shown by the frontend and collected by the headless runner)."""
-    return {"ui": {"text": [report]}, "result": (sigmas, report)}
+def sampler_output(name: str) -> tuple[object, str]:
+    """ComfyUI's SAMPLER for a saved sampler name (as KSamplerSelect builds it), and a note when this ComfyUI
+    lacks that sampler (euler is returned then, and the report says so)."""
+    if name in comfy.samplers.KSampler.SAMPLERS:
+        return comfy.samplers.sampler_object(name), ""
+    note = (f"sampler {name!r} of this schedule is not in this ComfyUI; the sampler output is euler (update "
+            "ComfyUI, or pick a sampler with KSamplerSelect)")
+    logger.warning("AdaptiveSkip: %s", note)
+    return comfy.samplers.sampler_object("euler"), note
+
+
+def _output(sigmas: torch.Tensor, report: str, sampler_name: str) -> dict:
+    """Node result (SIGMAS, report, SAMPLER) plus the report as UI text (shown by the frontend and collected by
+    the headless runner)."""
+    sampler, note = sampler_output(sampler_name)
+    if note:
+        report += "\n" + note
+    return {"ui": {"text": [report]}, "result": (sigmas, report, sampler)}
 
 
 def search_key(model_id: str, positive, negative, latent_image, settings: SearchSettings) -> str:
@@ -342,8 +375,13 @@ def run_search(model, positive, negative, latent_image, settings: SearchSettings
     if fitness.identity != st.fitness:
         raise ValueError(f"fitness {fitness.identity!r} is not the one in the search settings ({st.fitness!r}); "
                          "build SearchSettings with fitness=fitness.identity")
-    baselines = {k: v.tolist() for k, v in builtin_baselines(model, st.sampler_name, st.steps).items()}
-    per_sample = sampler_calls(st.sampler_name, next(iter(baselines.values()))) if baselines else None
+    joint = st.sampler_name == AUTO
+    if joint:  # every sampler x scheduler pair; a candidate's calls are its sampler's (at most N per sample)
+        baselines = joint_baselines(model, st.samplers)
+        per_sample = st.steps
+    else:
+        baselines = {k: v.tolist() for k, v in builtin_baselines(model, st.sampler_name, st.steps).items()}
+        per_sample = sampler_calls(st.sampler_name, next(iter(baselines.values()))) if baselines else None
     calls_per_candidate = (per_sample or st.steps) * st.num_seeds
     ref_per_sample = sampler_calls(st.reference_sampler, [2.0] * st.reference_steps + [0.0]) or st.reference_steps
     total = (ref_per_sample * (st.num_seeds + st.validation_seeds) + st.budget
@@ -354,16 +392,24 @@ def run_search(model, positive, negative, latent_image, settings: SearchSettings
     ref_calls = []
 
     def seed_set(num, first_seed) -> SeedSet:
-        runner = CandidateRunner(model, positive, negative, st.cfg, st.sampler_name, latent_image, num, first_seed,
-                                 candidates_per_call, on_call=lambda rows: pbar.update(rows))
+        runner = CandidateRunner(model, positive, negative, st.cfg, st.reference_sampler if joint else st.sampler_name,
+                                 latent_image, num, first_seed, candidates_per_call,
+                                 on_call=lambda rows: pbar.update(rows))
         reference = runner.sample(ref_sigmas, st.reference_sampler)
         ref_calls.append(runner.calls)
         return SeedSet(runner, reference)
 
     fit = seed_set(st.num_seeds, st.seed)
-    config = EvoConfig(steps=st.steps, sigma_min=info.sigma_min, sigma_max=info.sigma_max, population=st.population,
-                       top_k=st.top_k, mutation_prob=st.mutation_prob, generations=st.generations, budget=st.budget,
-                       calls_per_candidate=calls_per_candidate, seed=st.seed)
+    if joint:
+        config = JointConfig(calls=st.steps, samplers=st.samplers, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
+                             num_seeds=st.num_seeds, population=st.population, top_k=st.top_k,
+                             mutation_prob=st.mutation_prob, generations=st.generations, budget=st.budget,
+                             seed=st.seed)
+    else:
+        config = EvoConfig(steps=st.steps, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
+                           population=st.population, top_k=st.top_k, mutation_prob=st.mutation_prob,
+                           generations=st.generations, budget=st.budget, calls_per_candidate=calls_per_candidate,
+                           seed=st.seed)
     validation = (lambda: seed_set(st.validation_seeds, st.seed + st.num_seeds)) if st.validation_seeds > 0 else None
 
     def pipeline(state=None):
@@ -371,7 +417,7 @@ def run_search(model, positive, negative, latent_image, settings: SearchSettings
                                 state=state)
 
     state_path = os.path.join(user_folder(), f".{key[:16]}{STATE_EXTENSION}")
-    state = _load_state(state_path)
+    state = _load_state(state_path, JointState if joint else EvoState)
     try:
         run = pipeline(state)
     except ValueError as err:  # progress saved under other settings: start afresh
@@ -388,44 +434,58 @@ def run_search(model, positive, negative, latent_image, settings: SearchSettings
         raise
     metric = (fitness.describe(st.num_seeds) if isinstance(fitness, FrechetFitness) else
               f"{fitness.label} vs {st.reference_steps}-step {st.reference_sampler} (karras), {st.num_seeds} seeds")
+    if joint:
+        metric += f", sampler searched with the schedule at <= {st.steps} model calls"
     if find.validated:
         metric += f" + {st.validation_seeds} validation seeds"
     seconds = time.perf_counter() - started
     result, ref_cost = find.result, sum(ref_calls)
+    sampler = find.sampler or st.sampler_name
+    extra = {}
+    if joint:
+        extra = {"sampler_calls": sampler_calls(sampler, find.sigmas),
+                 "evaluated_per_sampler": run.search.sampler_counts()}
     record = ScheduleRecord(
         sigmas=[float(v) for v in torch.tensor(find.sigmas, dtype=torch.float32).tolist()],
-        sampler=st.sampler_name, model_type=info.model_type, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
+        sampler=sampler, model_type=info.model_type, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
         model_id=model_id, fitness=find.fitness, fitness_metric=metric,
         baselines={k: float(v) for k, v in find.baseline_fitness.items()},
-        search={**asdict(st), "latent_shape": shape, "picked": find.pick, "fitness_on_search_seeds": result.fitness,
+        search={**asdict(st), "fitness_name": fitness.name, "fitness_params": fitness.params(),
+                "latent_shape": shape, "picked": find.pick, "fitness_on_search_seeds": result.fitness,
                 "generations_run": result.generations, "evaluated": result.evaluated,
-                "model_calls": find.model_calls, "reference_calls": ref_cost, "seconds": round(seconds, 2)},
+                "model_calls": find.model_calls, "reference_calls": ref_cost, "seconds": round(seconds, 2), **extra},
         cache_key=key, created=now_iso())
-    name = safe_name(save_as) if save_as.strip() else default_name(info.model_type, st.sampler_name, st.steps, key)
+    if save_as.strip():
+        name = safe_name(save_as)
+    elif joint:
+        name = safe_name(f"{info.model_type}_auto_{sampler}_{st.steps}calls_{key[:8]}")
+    else:
+        name = default_name(info.model_type, st.sampler_name, st.steps, key)
     path = save_record(record, user_folder(), name)
     if os.path.exists(state_path):
         os.unlink(state_path)
     filename = os.path.basename(path)
     register_scheduler(filename, record)
     logger.info("AdaptiveSkip EvoTimestepSchedule: %s %d steps, %s fitness %.4g (best built-in %.4g), %d candidates, "
-                "%d model calls + %d for references, %.1f s; saved %s", st.sampler_name, st.steps, find.pick,
+                "%d model calls + %d for references, %.1f s; saved %s", sampler, record.steps, find.pick,
                 find.fitness, min(find.baseline_fitness.values()) if find.baseline_fitness else float("nan"),
                 result.evaluated, find.model_calls, ref_cost, seconds, path)
     return record, filename
 
 
-def _load_state(path: str) -> EvoState | None:
+def _load_state(path: str, kind=EvoState):
+    """The saved progress (an EvoState, or a JointState for sampler_name auto), or None."""
     if not os.path.isfile(path):
         return None
     try:
         with open(path, encoding="utf-8") as f:
-            return EvoState.from_dict(json.load(f))
+            return kind.from_dict(json.load(f))
     except (OSError, ValueError) as err:
         logger.warning("AdaptiveSkip: ignoring unreadable search progress %s: %s", path, err)
         return None
 
 
-def _save_state(path: str, state: EvoState) -> None:
+def _save_state(path: str, state) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(state.to_dict(), f)
@@ -479,10 +539,11 @@ class LoadTimestepSchedule:
             },
         }
 
-    RETURN_TYPES = ("SIGMAS", "STRING")
-    RETURN_NAMES = ("sigmas", "report")
+    RETURN_TYPES = ("SIGMAS", "STRING", "SAMPLER")
+    RETURN_NAMES = ("sigmas", "report", "sampler")
     OUTPUT_TOOLTIPS = ("The schedule for this model: steps + 1 values ending in 0.",
-                       "The schedule as text, with the fitness and baselines saved with it.")
+                       "The schedule as text, with the fitness and baselines saved with it.",
+                       "The sampler the schedule was searched for (saved with it), for SamplerCustom.")
     FUNCTION = "load"
     CATEGORY = CATEGORY
     SEARCH_ALIASES = ["sigmas", "schedule", "timesteps", "load schedule", "speed"]
@@ -508,7 +569,7 @@ class LoadTimestepSchedule:
         text = describe(record)
         if notes:
             text = format_sigmas(sigmas.tolist()) + f"\n({'; '.join(notes)})\n" + text
-        return _output(sigmas, text)
+        return _output(sigmas, text, record.sampler)
 
 
 class TimestepScheduleFromText:

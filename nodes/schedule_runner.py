@@ -61,7 +61,9 @@ class _LockStep:
             raise result
         return result
 
-    def run(self, sampler, x: torch.Tensor, schedules: list[torch.Tensor], extra_args: dict) -> list[torch.Tensor]:
+    def run(self, samplers: list, x: torch.Tensor, schedules: list[torch.Tensor],
+            extra_args: dict) -> list[torch.Tensor]:
+        """samplers[i] (a ComfyUI KSAMPLER) runs schedules[i]; their model calls are batched as they come."""
         n = len(schedules)
         outputs: list = [None] * n
         errors: list = [None] * n
@@ -71,9 +73,9 @@ class _LockStep:
         def work(i):
             try:
                 with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-                    outputs[i] = sampler.sampler_function(
+                    outputs[i] = samplers[i].sampler_function(
                         _ModelProxy(self, i, self.model_k), x.clone(), schedules[i], extra_args=dict(extra_args),
-                        callback=None, disable=True, **sampler.extra_options)
+                        callback=None, disable=True, **samplers[i].extra_options)
             except BaseException as err:  # noqa: BLE001 - handed to the main thread
                 errors[i] = err
             finally:
@@ -188,22 +190,30 @@ class CandidateRunner:
         out = self._guider().sample(self.noise, self.latent, run, sigmas, disable_pbar=True, seed=self.seed)
         return out.float().cpu()
 
-    def run(self, schedules: Sequence[Sequence[float]]) -> list[torch.Tensor]:
-        """Sample every schedule (all starting at the same σ) for the K seeds; one (K, C, H, W) tensor each."""
+    def run(self, schedules: Sequence) -> list[torch.Tensor]:
+        """Sample every schedule for the K seeds; one (K, C, H, W) tensor each. A schedule is a σ list (run by the
+        runner's sampler) or has `.sampler` and `.sigmas` (the joint search's SamplerSchedule: run by its own
+        sampler; candidates of different samplers still share batched model calls)."""
         if not schedules:
             return []
         groups: dict[float, list[int]] = {}
         for i, s in enumerate(schedules):
-            groups.setdefault(float(s[0]), []).append(i)
+            groups.setdefault(float(getattr(s, "sigmas", s)[0]), []).append(i)
         results: list = [None] * len(schedules)
+        objects: dict[str, object] = {}
         for members in groups.values():
-            tensors = [torch.as_tensor(schedules[i], dtype=torch.float32) for i in members]
-            for i, out in zip(members, self._run_group(tensors)):
+            tensors, samplers = [], []
+            for i in members:
+                name = getattr(schedules[i], "sampler", None) or self.sampler_name
+                if name not in objects:
+                    objects[name] = comfy.samplers.sampler_object(name)
+                samplers.append(objects[name])
+                tensors.append(torch.as_tensor(getattr(schedules[i], "sigmas", schedules[i]), dtype=torch.float32))
+            for i, out in zip(members, self._run_group(tensors, samplers)):
                 results[i] = out
         return results
 
-    def _run_group(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-        sampler = comfy.samplers.sampler_object(self.sampler_name)
+    def _run_group(self, tensors: list[torch.Tensor], samplers: list) -> list[torch.Tensor]:
         k = self.noise.shape[0]
         chunk = self.candidates_per_call
 
@@ -212,10 +222,11 @@ class CandidateRunner:
             device = x.device
             for start in range(0, len(tensors), chunk):
                 part = [t.to(device) for t in tensors[start:start + chunk]]
-                outs.extend(_LockStep(model_k, self._on_call).run(sampler, x, part, extra_args or {}))
+                outs.extend(_LockStep(model_k, self._on_call).run(samplers[start:start + chunk], x, part,
+                                                                  extra_args or {}))
             return torch.cat(outs)
 
-        run = comfy.samplers.KSAMPLER(many, {}, sampler.inpaint_options)
+        run = comfy.samplers.KSAMPLER(many, {}, samplers[0].inpaint_options)
         out = self._guider().sample(self.noise, self.latent, run, tensors[0].clone(), disable_pbar=True,
                                     seed=self.seed).float().cpu()
         return list(torch.split(out, k))

@@ -54,7 +54,7 @@ def test_schedule_search_with_frechet_keys_and_records_the_reference(host, libra
     node = host.mappings["EvoTimestepSchedule"]()
     out = node.search(model, pos, neg, latent, **SMALL, fitness="frechet", features="digits_classifier",
                       reference_images=images)
-    sigmas, report = out["result"]
+    sigmas, report, _ = out["result"]
     assert len(sigmas) == SMALL["steps"] + 1 and "Fréchet" in report
     record = json.loads(next(library.glob("*.json")).read_text())
     fitness_id = record["search"]["fitness"]

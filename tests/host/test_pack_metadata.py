@@ -78,7 +78,7 @@ def test_a_search_budget_that_buys_nothing_returns_a_built_in_with_a_note(host, 
     latent = {"samples": torch.zeros(1, 4, 4, 4)}
     out = host.mappings["EvoTimestepSchedule"]().search(tiny_sd15, tiny_conds[0], tiny_conds[1], latent, "euler",
                                                         5, 3.0, 2, 1, 0)
-    sigmas, report = out["result"]
+    sigmas, report, _ = out["result"]
     assert len(sigmas) == 6 and sigmas[-1] == 0
     assert "budget 1 cannot pay for one candidate" in report and "at least 10" in report
     assert out["ui"]["text"] == [report]

@@ -62,7 +62,7 @@ def searched(host, library, digits):
         started = time.perf_counter()
         out = host.mappings["EvoTimestepSchedule"]().search(model, pos, neg, latent, **SMALL)
         assert out["ui"]["text"] == [out["result"][1]]
-        sigmas, report = out["result"]
+        sigmas, report, _ = out["result"]
         seconds = time.perf_counter() - started
     finally:
         comfy.utils.set_progress_bar_global_hook(saved_hook)
@@ -151,7 +151,7 @@ def test_same_inputs_return_instantly_from_the_library(host, searched, digits):
     sigmas, _, _, _, seconds = searched
     model, pos, neg, latent = digits
     started = time.perf_counter()
-    again, report = host.mappings["EvoTimestepSchedule"]().search(model, pos, neg, latent, **SMALL)["result"]
+    again, report, _ = host.mappings["EvoTimestepSchedule"]().search(model, pos, neg, latent, **SMALL)["result"]
     assert time.perf_counter() - started < min(1.0, seconds / 5)
     assert torch.equal(again, sigmas) and "from the schedule library" in report
 
@@ -228,9 +228,10 @@ def test_load_schedule_round_trip_and_range_mapping(host, searched, digits, tiny
     model = digits[0]
     load = host.mappings["LoadTimestepSchedule"]()
     assert path.name in host.mappings["LoadTimestepSchedule"].INPUT_TYPES()["required"]["schedule"][0]
-    loaded, text = load.load(path.name, model)["result"]
+    loaded, text, sampler = load.load(path.name, model)["result"]
+    assert sampler.sampler_function.__name__ == "sample_dpmpp_2m"  # the record's sampler as a SAMPLER
     assert torch.equal(loaded, sigmas) and text.splitlines()[0] == report.splitlines()[0]
-    stretched, _ = load.load(path.name, model, steps=8)["result"]
+    stretched, _, _ = load.load(path.name, model, steps=8)["result"]
     assert len(stretched) == 9
     # the same schedule for a model with another sigma range (a flow model, σ in (0, 1]) is refused, or mapped
     import comfy.model_sampling
@@ -240,7 +241,7 @@ def test_load_schedule_round_trip_and_range_mapping(host, searched, digits, tiny
         pass
     flow.add_object_patch("model_sampling", Flow(None))
     ms = flow.get_model_object("model_sampling")
-    mapped, note = load.load(path.name, flow, allow_other_model_type=True)["result"]
+    mapped, note, _ = load.load(path.name, flow, allow_other_model_type=True)["result"]
     assert float(mapped[0]) == pytest.approx(float(ms.sigma_max), rel=1e-4) and "mapped in log sigma" in note
     assert float(mapped[-2]) >= float(ms.sigma_min) * 0.999
 
@@ -297,7 +298,7 @@ def test_cancel_keeps_progress_and_the_rerun_resumes(host, library, tiny_sd15, t
     args = dict(SMALL, steps=2, num_seeds=1, generations=3, budget=10_000, reference_steps=10, seed=9,
                 validation_seeds=0)
     latent = {"samples": torch.zeros(1, 4, 4, 4)}
-    uninterrupted, _ = node.search(tiny_sd15, *tiny_conds, latent, **dict(args, save_as="uninterrupted"))["result"]
+    uninterrupted = node.search(tiny_sd15, *tiny_conds, latent, **dict(args, save_as="uninterrupted"))["result"][0]
     (library / "uninterrupted.json").unlink()  # else the same inputs would come straight from the library
 
     real = runner_mod.CandidateRunner._on_call
@@ -314,7 +315,7 @@ def test_cancel_keeps_progress_and_the_rerun_resumes(host, library, tiny_sd15, t
         node.search(tiny_sd15, *tiny_conds, latent, **dict(args, save_as="resumed"))
     assert list(library.glob(".*.evostate")), "progress must be kept on Cancel"
     monkeypatch.setattr(runner_mod.CandidateRunner, "_on_call", real)
-    resumed, _ = node.search(tiny_sd15, *tiny_conds, latent, **dict(args, save_as="resumed"))["result"]
+    resumed = node.search(tiny_sd15, *tiny_conds, latent, **dict(args, save_as="resumed"))["result"][0]
     assert torch.equal(resumed, uninterrupted)
     assert not list(library.glob(".*.evostate"))
 
