@@ -1,0 +1,276 @@
+"""AutoDiffusion benchmark (issue 14): the sampler searched with the timesteps, the Fréchet fitness, schedule transfer.
+
+    OMP_NUM_THREADS=1 python scripts/bench/autodiffusion_schedule.py            # both bundled models, all parts
+    OMP_NUM_THREADS=1 python scripts/bench/autodiffusion_schedule.py --steps 4 --frechet-steps 4 --quick
+
+On the digits UNet and the MNIST flow DiT (scripts/bench/models.py loads them as the benchmark does):
+1. Sampler + timesteps: EvoTimestepSchedule's own pipeline with sampler_name auto (core/joint_schedule_search.py:
+   every sampler x built-in scheduler pair at <= N model calls seeded, then evolution), fitness = latent MSE to a
+   200-step dpmpp_2m (karras) reference on the fitness seeds. Scored on held-out seeds (other noise) against two
+   references: that 200-step run (high accuracy) and a 50-step dpmpp_2m karras run (the usual full-step run). The
+   baseline is the best built-in (sampler, scheduler) pair at the same calls ON THE HELD-OUT SEEDS, chosen among the
+   --held-pairs best pairs by the search's own scores (so the baseline is picked with knowledge of the held-out
+   seeds: it is favoured, not the search).
+2. Fréchet fitness at N = 4-6, sampler dpmpp_2m (the node's default): Fréchet distance of the decoded samples'
+   classifier features (digits / MNIST classifiers, nodes/frechet_features.py as the node builds it) to the
+   models' held-out real digits; every built-in scheduler, the search and the 200-step reference scored on the same
+   held-out seeds against the same real set.
+3. Transfer: each model's searched (sampler, schedule) applied to the other model through the log-σ resampling
+   LoadTimestepSchedule uses (nodes/schedule.fit_to_model), against that model's own search and best pair.
+Cost is per-sample model calls (a CFG pair counts once, calls shared between candidates once) and wall seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+SCRIPTS = Path(__file__).resolve().parents[1]
+if str(SCRIPTS) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS))
+import comfy_env  # noqa: E402
+from pack_loader import pack_module  # noqa: E402
+
+FIT_SEED, VAL_SEED, HELD_SEED = 1000, 2000, 10_000
+BENCH_SAMPLERS = ("euler", "heun", "dpmpp_2m", "ipndm_v", "deis", "uni_pc")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="+", default=["digits", "mnist_dit"], choices=["digits", "mnist_dit"])
+    ap.add_argument("--steps", nargs="+", type=int, default=[4, 5, 6, 8, 10], help="N: model calls per sample")
+    ap.add_argument("--samplers", nargs="+", default=list(BENCH_SAMPLERS),
+                    help="sampler genes (the node searches all 13 deterministic ones; fewer here for time)")
+    ap.add_argument("--fit-seeds", type=int, default=4)
+    ap.add_argument("--validation-seeds", type=int, default=0, help="0: no validation step (time)")
+    ap.add_argument("--held-seeds", type=int, default=16)
+    ap.add_argument("--held-pairs", type=int, default=5)
+    ap.add_argument("--extra", type=int, default=32, help="evolution budget beyond the seeded pairs, in candidates")
+    ap.add_argument("--population", type=int, default=12)
+    ap.add_argument("--generations", type=int, default=8)
+    ap.add_argument("--reference-steps", type=int, default=200)
+    ap.add_argument("--full-steps", type=int, default=50)
+    ap.add_argument("--frechet-steps", nargs="*", type=int, default=[4, 5, 6])
+    ap.add_argument("--frechet-seeds", type=int, default=8)
+    ap.add_argument("--frechet-extra", type=int, default=16)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, to check the script runs")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.held_seeds, args.extra, args.reference_steps, args.full_steps = 4, 4, 20, 10
+        args.frechet_seeds, args.frechet_extra, args.generations = 4, 2, 2
+        args.samplers = args.samplers[:3]
+    return args
+
+
+class Bench:
+    """One bundled model: its inputs, seed sets, references and the pack's pipeline pieces."""
+
+    def __init__(self, name: str, args: argparse.Namespace):
+        from bench import models as M
+        import comfy.samplers
+        self.name, self.args = name, args
+        self.pipeline, self.joint = pack_module("core.schedule_pipeline"), pack_module("core.joint_schedule_search")
+        self.evolution, self.builtins = pack_module("core.schedule_search"), pack_module("nodes.builtin_schedules")
+        self.runner_mod, self.identity = pack_module("nodes.schedule_runner"), pack_module("nodes.model_identity")
+        self.fitness = pack_module("core.fitness").make_fitness("fidelity")
+        if name == "digits":
+            self.model, emb, _ = M.load_digits_model("bundled")
+            self.conds = lambda k: M.digits_inputs(emb, k, 32)[:2]
+            self.latent, self.cfg, self.features = {"samples": torch.zeros(1, 4, 4, 4)}, 4.0, "digits_classifier"
+        else:
+            self.model, tables, _ = M.load_mnist_dit()
+            self.conds = lambda k: M.mnist_dit_inputs(tables, k)[:2]
+            self.latent, self.cfg = {"samples": torch.zeros(1, 16, 8, 8)}, M.MNIST_DIT_CFG
+            self.features = "mnist_classifier"
+        self.info = self.identity.model_info(self.model)
+        ms = self.model.get_model_object("model_sampling")
+        self.ref_sigmas = comfy.samplers.calculate_sigmas(ms, "karras", args.reference_steps)
+        self.full_sigmas = comfy.samplers.calculate_sigmas(ms, "karras", args.full_steps)
+        t0 = time.perf_counter()
+        self.fit = self.seed_set(args.fit_seeds, FIT_SEED)
+        self.val = self.seed_set(args.validation_seeds, VAL_SEED) if args.validation_seeds else None
+        self.held = self.runner(args.held_seeds, HELD_SEED)
+        self.held_ref = self.held.sample(self.ref_sigmas, "dpmpp_2m")
+        self.held_full = self.held.sample(self.full_sigmas, "dpmpp_2m")
+        self.ref_seconds = time.perf_counter() - t0
+        print(f"{name}: {self.info.model_type}, sigma {self.info.sigma_min:.4g}..{self.info.sigma_max:.4g}, cfg "
+              f"{self.cfg}; references ({args.reference_steps}-step and {args.full_steps}-step dpmpp_2m karras) "
+              f"{self.ref_seconds:.0f} s", flush=True)
+
+    def runner(self, k: int, seed: int):
+        pos, neg = self.conds(k)  # seed i prompts digit i mod 10
+        return self.runner_mod.CandidateRunner(self.model, pos, neg, self.cfg, "dpmpp_2m", self.latent, k, seed,
+                                               candidates_per_call=16)
+
+    def seed_set(self, k: int, seed: int):
+        r = self.runner(k, seed)
+        return self.pipeline.SeedSet(r, r.sample(self.ref_sigmas, "dpmpp_2m"))
+
+    def genes(self, n: int):
+        return tuple(g for g in self.builtins.joint_genes(n) if g[0] in self.args.samplers)
+
+    def search(self, n: int) -> dict:
+        """The node's joint pipeline at N = n model calls; the find and every pair scored on held-out seeds."""
+        args, info = self.args, self.info
+        genes = self.genes(n)
+        pairs = self.builtins.joint_baselines(self.model, genes)
+        k = args.fit_seeds
+        gene_calls = {name: calls for name, _, calls in genes}
+        seeding = sum(gene_calls[p.sampler] for p in pairs.values())  # per seed: every pair once
+        config = self.joint.JointConfig(
+            calls=n, samplers=genes, sigma_min=info.sigma_min, sigma_max=info.sigma_max, num_seeds=k,
+            population=args.population, top_k=4, generations=args.generations, budget=(seeding + args.extra * n) * k,
+            seed=n)
+        t0, val = time.perf_counter(), self.val
+        find = self.pipeline.SchedulePipeline(config, self.fitness, pairs, self.fit, k,
+                                              (lambda: val) if val else None, args.validation_seeds).run()
+        seconds, calls = time.perf_counter() - t0, find.model_calls
+        top = sorted(find.baseline_fitness, key=find.baseline_fitness.get)[:args.held_pairs]
+        found = self.joint.SamplerSchedule(find.sampler, tuple(find.sigmas))
+        outs = self.held.run([pairs[p] for p in top] + [found])
+        row = {"N": n, "find": found, "pick": find.pick, "seconds": seconds, "calls": calls,
+               "evaluated": find.result.evaluated, "pairs": len(pairs)}
+        for ref_name, ref in (("high", self.held_ref), ("full", self.held_full)):
+            errs = [mse(o, ref) for o in outs]
+            best = min(range(len(top)), key=lambda i: errs[i])
+            row[ref_name] = {"search": errs[-1], "best_pair": top[best], "best": errs[best],
+                             "gain": errs[best] / errs[-1] if errs[-1] > 0 else math.inf}
+        row["best_pair_schedule"] = pairs[row["high"]["best_pair"]]
+        print(f"{self.name} N={n}: search {found.sampler} {found.steps} steps ({row['pick']}); held-out MSE vs "
+              f"200-step {row['high']['search']:.4g} vs best pair {row['high']['best_pair']} {row['high']['best']:.4g}"
+              f" ({row['high']['gain']:.2f}x); vs {args.full_steps}-step {row['full']['search']:.4g} vs "
+              f"{row['full']['best_pair']} {row['full']['best']:.4g} ({row['full']['gain']:.2f}x); "
+              f"{len(pairs)} pairs, {find.result.evaluated} candidates, {calls} calls, {seconds:.0f} s", flush=True)
+        return row
+
+    def real_images(self):
+        if self.name == "digits":
+            from train_digits_classifier import digits_split
+            return torch.from_numpy(digits_split()[2])  # the 450 test digits (8x8)
+        from train_mnist_classifier import mnist_split
+        return torch.from_numpy(mnist_split()[2])[:, None]  # the 1,000 held-out digits (1x28x28)
+
+    def frechet(self, steps: list[int]) -> list[dict]:
+        """dpmpp_2m's schedule searched with the Fréchet fitness; FD on the held-out seeds of every built-in,
+        the search and the 200-step reference."""
+        if not steps:
+            return []
+        features = pack_module("nodes.frechet_features")
+        fd = features.build_frechet_fitness(self.features, self.real_images())
+        k, args, info = self.args.frechet_seeds, self.args, self.info
+        fit = self.runner(k, FIT_SEED + 500)
+        fit_set = self.pipeline.SeedSet(fit, torch.zeros(1))  # the Fréchet fitness ignores the reference
+        ref_fd = fd.distance(self.held_ref)
+        rows = []
+        for n in steps:
+            base = {s: v.tolist() for s, v in self.builtins.builtin_baselines(self.model, "dpmpp_2m", n).items()}
+            config = self.evolution.EvoConfig(steps=n, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
+                                              population=8, top_k=3, generations=args.generations,
+                                              budget=(len(base) + args.frechet_extra) * n * k,
+                                              calls_per_candidate=n * k, seed=n)
+            t0 = time.perf_counter()
+            find = self.pipeline.SchedulePipeline(config, fd, base, fit_set, k).run()
+            seconds, calls = time.perf_counter() - t0, find.model_calls
+            names = list(base)
+            outs = self.held.run([base[s] for s in names] + [find.sigmas])
+            dists = [fd.distance(o) for o in outs]
+            row = {"N": n, "builtins": dict(zip(names, dists[:-1])), "search": dists[-1], "reference": ref_fd,
+                   "seconds": seconds, "calls": calls, "evaluated": find.result.evaluated}
+            best = min(row["builtins"], key=row["builtins"].get)
+            print(f"{self.name} frechet N={n}: search {dists[-1]:.3f}, best built-in {best} "
+                  f"{row['builtins'][best]:.3f}, {self.args.reference_steps}-step reference {ref_fd:.3f}; "
+                  f"{find.result.evaluated} candidates, {calls} calls, {seconds:.0f} s", flush=True)
+            rows.append(row)
+        return rows
+
+
+def mse(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(((a.float() - b.float()) ** 2).mean())
+
+
+def transfer(src: Bench, dst: Bench, src_rows: list[dict], dst_rows: list[dict]) -> list[dict]:
+    """src's searched (sampler, schedule) mapped to dst's σ range in log σ, scored on dst's held-out seeds."""
+    sched = pack_module("nodes.schedule")
+    library = pack_module("core.schedule_library")
+    own = {r["N"]: r for r in dst_rows}
+    rows = []
+    for r in src_rows:
+        if r["N"] not in own:
+            continue
+        found = r["find"]
+        record = library.ScheduleRecord(sigmas=list(found.sigmas), sampler=found.sampler,
+                                        model_type=src.info.model_type, sigma_min=src.info.sigma_min,
+                                        sigma_max=src.info.sigma_max)
+        sigmas, _ = sched.fit_to_model(record, dst.info.sigma_min, dst.info.sigma_max)
+        moved = src.joint.SamplerSchedule(found.sampler, tuple(float(v) for v in sigmas.tolist()))
+        err = mse(dst.held.run([moved])[0], dst.held_ref)
+        mine = own[r["N"]]["high"]
+        rows.append({"N": r["N"], "sampler": found.sampler, "transferred": err, "own": mine["search"],
+                     "best_pair": mine["best_pair"], "best": mine["best"]})
+        print(f"transfer {src.name} -> {dst.name} N={r['N']}: {found.sampler} {err:.4g}; {dst.name}'s own search "
+              f"{mine['search']:.4g}, best pair {mine['best_pair']} {mine['best']:.4g}", flush=True)
+    return rows
+
+
+def print_tables(results: dict, transfers: dict, args) -> None:
+    print("\n### Sampler + timesteps (held-out MSE; gain = best built-in pair / searched)\n")
+    print("| model | N | searched (sampler, steps) | vs 200-step: searched | best pair | gain | vs "
+          f"{args.full_steps}-step: searched | best pair | gain | search cost (calls, s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, (rows, _) in results.items():
+        for r in rows:
+            h, f = r["high"], r["full"]
+            print(f"| {name} | {r['N']} | {r['find'].sampler}, {r['find'].steps} | {h['search']:.4g} | "
+                  f"{h['best_pair']} {h['best']:.4g} | {h['gain']:.2f}x | {f['search']:.4g} | "
+                  f"{f['best_pair']} {f['best']:.4g} | {f['gain']:.2f}x | {r['calls']}, {r['seconds']:.0f} |")
+    print("\n### Fréchet fitness (dpmpp_2m; Fréchet distance to held-out real digits on the held-out seeds)\n")
+    print("| model | N | searched | best built-in | every built-in | 200-step reference | search cost (calls, s) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, (_, frows) in results.items():
+        for r in frows:
+            best = min(r["builtins"], key=r["builtins"].get)
+            every = ", ".join(f"{k} {v:.2f}" for k, v in r["builtins"].items())
+            print(f"| {name} | {r['N']} | {r['search']:.2f} | {best} {r['builtins'][best]:.2f} | {every} | "
+                  f"{r['reference']:.2f} | {r['calls']}, {r['seconds']:.0f} |")
+    print("\n### Transfer through log-σ resampling (held-out MSE vs the target model's 200-step reference)\n")
+    print("| from -> to | N | transferred | target's own search | target's best pair |")
+    print("|---|---|---|---|---|")
+    for key, rows in transfers.items():
+        for r in rows:
+            print(f"| {key} | {r['N']} | {r['sampler']} {r['transferred']:.4g} | {r['own']:.4g} | "
+                  f"{r['best_pair']} {r['best']:.4g} |")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    comfy_env.boot_comfyui()
+    import comfy.utils
+    comfy.utils.set_progress_bar_enabled(False)
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    print(f"samplers {args.samplers}; fit seeds {args.fit_seeds}, validation {args.validation_seeds}, held-out "
+          f"{args.held_seeds}; population {args.population}, <= {args.generations} generations, budget = every pair "
+          f"+ {args.extra} candidates; Fréchet: {args.frechet_seeds} fitness seeds", flush=True)
+    benches, results = {}, {}
+    for name in args.models:
+        bench = Bench(name, args)
+        rows = [bench.search(n) for n in args.steps]
+        results[name] = (rows, bench.frechet(args.frechet_steps))
+        benches[name] = bench
+    transfers = {}
+    if len(benches) == 2:
+        a, b = args.models
+        transfers[f"{a} -> {b}"] = transfer(benches[a], benches[b], results[a][0], results[b][0])
+        transfers[f"{b} -> {a}"] = transfer(benches[b], benches[a], results[b][0], results[a][0])
+    print(f"\ntotal {time.perf_counter() - started:.0f} s (torch threads 1)")
+    print_tables(results, transfers, args)
+    return 0
+
+
+if __name__ == "__main__":
+    with torch.inference_mode():  # as ComfyUI's executor runs nodes
+        sys.exit(main())
