@@ -59,6 +59,11 @@ def test_schedule_search_with_frechet_keys_and_records_the_reference(host, libra
     record = json.loads(next(library.glob("*.json")).read_text())
     fitness_id = record["search"]["fitness"]
     assert fitness_id.startswith("frechet:")
+    # the fitness name and the reference set's digest are saved with the schedule
+    assert record["search"]["fitness_name"] == "frechet"
+    digest = record["search"]["fitness_params"]["reference"]
+    assert len(digest) == 16 and digest in record["fitness_metric"]
+    assert record["search"]["fitness_params"]["rows"] == len(images)
     assert "singular" in report  # 4 seeds for 64 features: said plainly
     again = node.search(model, pos, neg, latent, **SMALL, fitness="frechet", features="digits_classifier",
                         reference_images=images)
@@ -66,8 +71,15 @@ def test_schedule_search_with_frechet_keys_and_records_the_reference(host, libra
     other = node.search(model, pos, neg, latent, **SMALL, fitness="frechet", features="digits_classifier",
                         reference_images=images[:12])
     assert "no search run" not in other["result"][1]  # another reference set is another search
+    records = [json.loads(p.read_text()) for p in sorted(library.glob("*.json"))]
+    assert len(records) == 2
+    assert len({r["search"]["fitness_params"]["reference"] for r in records}) == 2
+    assert len({r["cache_key"] for r in records}) == 2 and len({r["search"]["fitness"] for r in records}) == 2
     default = node.search(model, pos, neg, latent, **SMALL)
     assert "no search run" not in default["result"][1]
+    newest = max(library.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+    saved = json.loads(newest.read_text())["search"]
+    assert saved["fitness_name"] == "fidelity" and saved["fitness"] == "fidelity" and saved["fitness_params"] == {}
 
 
 def test_architecture_search_with_frechet_and_missing_inputs_named(host, digits):
