@@ -11,6 +11,7 @@ With K <= D the candidate's covariance is singular: distances are then biased up
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -75,6 +76,8 @@ class FrechetFitness(Fitness):
             raise ValueError(f"the feature function gave shape {feats.shape}; the real features have {self.dim}")
         if len(feats) < 2:
             raise ValueError("the frechet fitness needs at least 2 seeds per candidate (num_seeds >= 2)")
+        if not np.isfinite(feats).all():
+            return math.inf  # a candidate whose samples blew up (NaN/inf features) loses; it must not crash
         return frechet_from_stats(*gaussian_fit(feats), self._mu, self._cov)
 
     def score(self, outputs: Sequence[torch.Tensor], reference: torch.Tensor) -> list[float]:

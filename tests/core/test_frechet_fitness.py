@@ -46,3 +46,17 @@ def test_small_batches_are_said_plainly_and_bad_inputs_name_the_fix():
     with pytest.raises(ValueError, match="more reference"):
         FrechetFitness(_flatten, torch.zeros(1, 3), "first3")
     assert np.isfinite(fit.score([torch.randn(8, 3, 1, 1)], torch.zeros(1))[0])
+
+
+def test_a_candidate_with_non_finite_features_loses_instead_of_crashing():
+    import math
+
+    import torch
+    from adaptive_skip_core.frechet_fitness import FrechetFitness
+    real = torch.randn(20, 3, generator=torch.Generator().manual_seed(0))
+    fit = FrechetFitness(features=lambda s: s.reshape(len(s), -1)[:, :3], real_features=real, feature_name="id")
+    good = torch.randn(6, 3, 1, 1, generator=torch.Generator().manual_seed(1))
+    bad = good.clone()
+    bad[2, 0] = float("nan")
+    scores = fit.score([good, bad], torch.zeros(1))
+    assert math.isfinite(scores[0]) and scores[1] == math.inf
