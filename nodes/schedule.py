@@ -263,7 +263,8 @@ class EvoTimestepSchedule:
     DESCRIPTION = ("Evolutionary timestep-schedule search (AutoDiffusion, ICCV 2023): finds the N-step sigma schedule "
                    "whose result is closest to a 200-step reference for your model, sampler and prompt. The built-in "
                    "schedules start the search, so the result is never worse than the best of them on the fitness "
-                   "seeds. Results are saved and reused: the same inputs return instantly.")
+                   "seeds. Results are saved and reused: the same inputs return instantly. With sampler_name auto the "
+                   "sampler is searched too (at N model calls) and returned as the SAMPLER output.")
 
     def search(self, model, positive, negative, latent_image, sampler_name, steps, cfg, num_seeds, budget, seed,
                population=16, top_k=4, mutation_prob=0.3, generations=25, reference_steps=200,
