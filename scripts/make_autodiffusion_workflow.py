@@ -108,9 +108,11 @@ def main(argv=None) -> int:
         print(NAME, f"{result['seconds']:.0f} s", *result["texts"], sep="\n  ")
         for path in sorted(holder.glob("*.json")):
             record = json.loads(path.read_text())
-            target = Path(sched.SHIPPED_DIR) / f"mnist_dit_workflow_{record['sampler']}_{record['steps']}steps.json"
+            # DiT records live in schedules/mnist_dit/: top-level shipped records must load on the digits model
+            name = f"mnist_dit_workflow_{record['sampler']}_{record['steps']}steps.json"
+            target = Path(sched.SHIPPED_DIR) / "mnist_dit" / name
             shutil.copyfile(path, target)
-            print(f"shipped schedules/{target.name}")
+            print(f"shipped schedules/mnist_dit/{target.name}")
     return 0
 
 
