@@ -271,9 +271,10 @@ def plan(ses: Session) -> None:
         ses.oracle_found = cached_oracle
     else:
         before = {sp.section.name: len(sp.runs) for sp in plans}
-        oracle_notes = OPT.oracle_specs(harness, plans, mode, lambda m: log.warning("%s", m))
+        driver_full: dict = {}
+        oracle_notes = OPT.oracle_specs(harness, plans, mode, lambda m: log.warning("%s", m), driver_full)
         notes += oracle_notes
-        ses.oracle_found = {"notes": oracle_notes,
+        ses.oracle_found = {"notes": oracle_notes, "driver_full": driver_full,
                             "specs": {sp.section.name: sp.runs[before[sp.section.name]:] for sp in plans}}
     for sp in plans:
         for spec in sp.runs:
@@ -336,6 +337,8 @@ def score(ses: Session) -> tuple[list[dict], list[str], str]:
     if ses.schedule_entries and ode_high is not None:
         schedule_md = OPT.schedule_markdown(ses.schedule_entries, results, results[ode_high.key].samples, scorer,
                                             ses.mode.ode_peers)
+    notes += OPT.driver_check(ses.oracle_found.get("driver_full", {}), ses.plans, results,
+                              lambda a, b: float(metrics.latent_psnr(a, b)))
     rows = []
     for sp in ses.plans:
         rows += R.score_section(sp, results, scorer)
