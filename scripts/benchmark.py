@@ -103,10 +103,16 @@ def machine_description() -> dict[str, str]:
             "os": platform.platform(), "load_average_start": " ".join(f"{v:.2f}" for v in os.getloadavg())}
 
 
-def run_all(harness, specs: list[P.RunSpec], repeats: int, rng: random.Random, cached: dict | None = None) -> dict:
+CHECKPOINT_S = 300  # how often a long run saves its finished runs for --resume (a killed run loses at most this)
+
+
+def run_all(harness, specs: list[P.RunSpec], repeats: int, rng: random.Random, cached: dict | None = None,
+            checkpoint=None) -> dict:
     """Run every spec `repeats` times; each pass in a new random order. Samples come from the first pass.
-    Specs whose key is in `cached` are taken from there instead."""
+    Specs whose key is in `cached` are taken from there instead. `checkpoint(results)`, when given, is called
+    every CHECKPOINT_S seconds with the runs finished so far."""
     cached = cached or {}
+    last_save = time.perf_counter()
     results: dict[str, object] = {k: v for k, v in cached.items() if k in {s.key for s in specs}}
     specs = [s for s in specs if s.key not in results]
     total, done, start = len(specs) * repeats, 0, time.perf_counter()
@@ -122,6 +128,9 @@ def run_all(harness, specs: list[P.RunSpec], repeats: int, rng: random.Random, c
                 first.wall = statistics.median(first.walls)
             else:
                 results[spec.key] = res
+            if checkpoint is not None and rep == 0 and time.perf_counter() - last_save > CHECKPOINT_S:
+                checkpoint(results)
+                last_save = time.perf_counter()
             if done % 10 == 0 or done == total:
                 elapsed = time.perf_counter() - start
                 log.warning("benchmark: %d/%d runs, %.0f s elapsed, ~%.0f s left", done, total, elapsed,
@@ -297,7 +306,12 @@ def run(ses: Session) -> None:
                 ", ".join(sp.section.name for sp in ses.plans))
     rng = random.Random(0)
     fresh = sum(1 for k in specs if k not in cached)
-    ses.results = run_all(ses.harness, list(specs.values()), mode.repeats, rng, cached)
+    identity = {k: machine[k] for k in ("code_hash", "commit", "dirty")}
+
+    def checkpoint(done: dict) -> None:  # --resume takes these up if this run is stopped
+        H.save_results(ses.cache_path, done, ses.oracle_found, dict(ses.cached_machine, **identity) if cached
+                       else machine)
+    ses.results = run_all(ses.harness, list(specs.values()), mode.repeats, rng, cached, checkpoint)
     machine.update({"sampling_wall_s": f"{time.perf_counter() - ses.wall_start:.0f}",
                     "load_average_sampling_end": " ".join(f"{v:.2f}" for v in os.getloadavg())})
     original: dict[str, str] = {}
@@ -311,7 +325,6 @@ def run(ses: Session) -> None:
                        original_load=f"{original.get('load_average_start', '?')} / {original_end}")
         ses.notes.append(f"re-scored with --resume from {ses.cache_path.name}: {len(specs) - fresh} runs taken from "
                          f"the cache, {fresh} sampled now")
-    identity = {k: machine[k] for k in ("code_hash", "commit", "dirty")}
     H.save_results(ses.cache_path, ses.results, ses.oracle_found, dict(original, **identity) if cached else machine)
 
 
