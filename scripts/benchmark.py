@@ -311,6 +311,8 @@ def run(ses: Session) -> None:
     def checkpoint(done: dict) -> None:  # --resume takes these up if this run is stopped
         H.save_results(ses.cache_path, done, ses.oracle_found, dict(ses.cached_machine, **identity) if cached
                        else machine)
+    if ses.oracle_found and not cached:
+        checkpoint({})  # the oracle's paths are saved at once: its search is the longest part of a full run
     ses.results = run_all(ses.harness, list(specs.values()), mode.repeats, rng, cached, checkpoint)
     machine.update({"sampling_wall_s": f"{time.perf_counter() - ses.wall_start:.0f}",
                     "load_average_sampling_end": " ".join(f"{v:.2f}" for v in os.getloadavg())})
