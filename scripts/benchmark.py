@@ -266,7 +266,7 @@ def plan(ses: Session) -> None:
         cached_oracle = {}
         notes.append(f"--resume: the pack's skip code (MEASURED_CODE in benchmark.py) changed since "
                      f"{ses.cache_path.name} was written; its {len(stale)} AdaptiveSkip and oracle runs were sampled "
-                     "again and the oracle re-searched")
+                     "again" + ("" if args.no_oracle else " and the oracle re-searched"))
     ses.cached, ses.cached_machine = cached, cached_machine
     if args.no_oracle:
         notes.append("oracle: skipped (--no-oracle)")
