@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_mnist_dit as T  # the shipped model's config (scripts/ is on sys.path above)
+from train_common import import_comfy
 
 
 def random_weights(module: torch.nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -75,7 +76,7 @@ def step_seconds(dit, batch: int = 8, repeats: int = 2) -> float:
 
 
 def main() -> None:
-    T.import_comfy()
+    import_comfy()
     torch.set_num_threads(1)
     print("| joint blocks asked | x_embedder width | ComfyUI detects | blocks built | hidden | heads | parameters "
           "| fp16 MB (10^6 B) | train step s (batch 8) |")
