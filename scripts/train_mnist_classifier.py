@@ -14,9 +14,7 @@ import os
 import time
 
 import numpy as np
-import pack_loader  # scripts/, next to this file
 import torch
-from train_common import train_classifier
 
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELD_OUT = 1000
@@ -40,7 +38,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    # here, not at the top: other scripts load this file by path for mnist_split alone, without scripts/ on sys.path
+    import pack_loader  # scripts/, next to this file
     from safetensors.torch import save_file
+    from train_common import train_classifier
 
     core = pack_loader.core("mnist_features")
     frechet_distance = pack_loader.core("frechet").frechet_distance
