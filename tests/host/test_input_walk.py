@@ -1,8 +1,9 @@
 """Every input of every node of the pack, at its edges, through ComfyUI's own validation and executor.
 
 For each node a small graph around it on the bundled model (4x4 latents, few steps, small search budgets: the
-node's other inputs at cheap values; the MNIST DiT's own nodes on the second bundled model), and for each of its widget inputs the values minimum, maximum, default and one
-bad value of the right type (below the minimum, an option not in the list, text that cannot be parsed). Each case
+node's other inputs at cheap values; the MNIST DiT's own nodes on the second bundled model), and for each of its
+widget inputs the values minimum, maximum, default and one bad value of the right type (below the minimum, an option
+not in the list, text that cannot be parsed); a node with links only runs its base graph once. Each case
 goes through execution.validate_prompt and, when valid, execution.PromptExecutor (one executor for the whole walk,
 so unchanged upstream nodes come from its cache). The outcome of every case is one of:
 
