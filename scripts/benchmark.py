@@ -103,10 +103,16 @@ def machine_description() -> dict[str, str]:
             "os": platform.platform(), "load_average_start": " ".join(f"{v:.2f}" for v in os.getloadavg())}
 
 
-def run_all(harness, specs: list[P.RunSpec], repeats: int, rng: random.Random, cached: dict | None = None) -> dict:
+CHECKPOINT_S = 300  # how often a long run saves its finished runs for --resume (a killed run loses at most this)
+
+
+def run_all(harness, specs: list[P.RunSpec], repeats: int, rng: random.Random, cached: dict | None = None,
+            checkpoint=None) -> dict:
     """Run every spec `repeats` times; each pass in a new random order. Samples come from the first pass.
-    Specs whose key is in `cached` are taken from there instead."""
+    Specs whose key is in `cached` are taken from there instead. `checkpoint(results)`, when given, is called
+    every CHECKPOINT_S seconds with the runs finished so far."""
     cached = cached or {}
+    last_save = time.perf_counter()
     results: dict[str, object] = {k: v for k, v in cached.items() if k in {s.key for s in specs}}
     specs = [s for s in specs if s.key not in results]
     total, done, start = len(specs) * repeats, 0, time.perf_counter()
@@ -122,6 +128,9 @@ def run_all(harness, specs: list[P.RunSpec], repeats: int, rng: random.Random, c
                 first.wall = statistics.median(first.walls)
             else:
                 results[spec.key] = res
+            if checkpoint is not None and rep == 0 and time.perf_counter() - last_save > CHECKPOINT_S:
+                checkpoint(results)
+                last_save = time.perf_counter()
             if done % 10 == 0 or done == total:
                 elapsed = time.perf_counter() - start
                 log.warning("benchmark: %d/%d runs, %.0f s elapsed, ~%.0f s left", done, total, elapsed,
@@ -257,7 +266,7 @@ def plan(ses: Session) -> None:
         cached_oracle = {}
         notes.append(f"--resume: the pack's skip code (MEASURED_CODE in benchmark.py) changed since "
                      f"{ses.cache_path.name} was written; its {len(stale)} AdaptiveSkip and oracle runs were sampled "
-                     "again and the oracle re-searched")
+                     "again" + ("" if args.no_oracle else " and the oracle re-searched"))
     ses.cached, ses.cached_machine = cached, cached_machine
     if args.no_oracle:
         notes.append("oracle: skipped (--no-oracle)")
@@ -271,9 +280,10 @@ def plan(ses: Session) -> None:
         ses.oracle_found = cached_oracle
     else:
         before = {sp.section.name: len(sp.runs) for sp in plans}
-        oracle_notes = OPT.oracle_specs(harness, plans, mode, lambda m: log.warning("%s", m))
+        driver_full: dict = {}
+        oracle_notes = OPT.oracle_specs(harness, plans, mode, lambda m: log.warning("%s", m), driver_full)
         notes += oracle_notes
-        ses.oracle_found = {"notes": oracle_notes,
+        ses.oracle_found = {"notes": oracle_notes, "driver_full": driver_full,
                             "specs": {sp.section.name: sp.runs[before[sp.section.name]:] for sp in plans}}
     for sp in plans:
         for spec in sp.runs:
@@ -296,7 +306,14 @@ def run(ses: Session) -> None:
                 ", ".join(sp.section.name for sp in ses.plans))
     rng = random.Random(0)
     fresh = sum(1 for k in specs if k not in cached)
-    ses.results = run_all(ses.harness, list(specs.values()), mode.repeats, rng, cached)
+    identity = {k: machine[k] for k in ("code_hash", "commit", "dirty")}
+
+    def checkpoint(done: dict) -> None:  # --resume takes these up if this run is stopped
+        H.save_results(ses.cache_path, done, ses.oracle_found, dict(ses.cached_machine, **identity) if cached
+                       else machine)
+    if ses.oracle_found and not cached:
+        checkpoint({})  # the oracle's paths are saved at once: its search is the longest part of a full run
+    ses.results = run_all(ses.harness, list(specs.values()), mode.repeats, rng, cached, checkpoint)
     machine.update({"sampling_wall_s": f"{time.perf_counter() - ses.wall_start:.0f}",
                     "load_average_sampling_end": " ".join(f"{v:.2f}" for v in os.getloadavg())})
     original: dict[str, str] = {}
@@ -310,7 +327,6 @@ def run(ses: Session) -> None:
                        original_load=f"{original.get('load_average_start', '?')} / {original_end}")
         ses.notes.append(f"re-scored with --resume from {ses.cache_path.name}: {len(specs) - fresh} runs taken from "
                          f"the cache, {fresh} sampled now")
-    identity = {k: machine[k] for k in ("code_hash", "commit", "dirty")}
     H.save_results(ses.cache_path, ses.results, ses.oracle_found, dict(original, **identity) if cached else machine)
 
 
@@ -336,6 +352,8 @@ def score(ses: Session) -> tuple[list[dict], list[str], str]:
     if ses.schedule_entries and ode_high is not None:
         schedule_md = OPT.schedule_markdown(ses.schedule_entries, results, results[ode_high.key].samples, scorer,
                                             ses.mode.ode_peers)
+    notes += OPT.driver_check(ses.oracle_found.get("driver_full", {}), ses.plans, results,
+                              lambda a, b: float(metrics.latent_psnr(a, b)))
     rows = []
     for sp in ses.plans:
         rows += R.score_section(sp, results, scorer)

@@ -12,16 +12,11 @@ import os
 import time
 
 import numpy as np
+import pack_loader  # scripts/, next to this file
 import torch
-import torch.nn.functional as F
+from train_common import train_classifier
 
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _load_core_module():
-    """core/digits_features.py, with the pack root kept off sys.path (scripts/pack_loader.py)."""
-    import pack_loader
-    return pack_loader.core("digits_features")
 
 
 def digits_split(seed: int = 0):
@@ -35,13 +30,6 @@ def digits_split(seed: int = 0):
     return x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64)
 
 
-def random_shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Shift each (B, 1, 8, 8) image by -1..1 pixels in each axis (zero fill), a mild augmentation."""
-    padded = F.pad(x, (1, 1, 1, 1))
-    dy, dx = torch.randint(0, 3, (2, x.shape[0]), generator=gen)
-    return torch.stack([padded[i, :, dy[i]:dy[i] + 8, dx[i]:dx[i] + 8] for i in range(x.shape[0])])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(PACK_DIR, "models", "digits_classifier.safetensors"))
@@ -51,7 +39,7 @@ def main() -> None:
 
     from safetensors.torch import save_file
 
-    core = _load_core_module()
+    core = pack_loader.core("digits_features")
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     x_tr, y_tr, x_te, y_te = digits_split()
@@ -59,28 +47,10 @@ def main() -> None:
     x_te, y_te = torch.from_numpy(x_te)[:, None], torch.from_numpy(y_te)
 
     model = core.DigitsClassifier()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    steps_per_epoch = (len(x_tr) + 63) // 64
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=args.epochs * steps_per_epoch)
     start = time.time()
-    for epoch in range(args.epochs):
-        model.train()
-        perm = torch.randperm(len(x_tr), generator=gen)
-        total = 0.0
-        for i in range(0, len(x_tr), 64):
-            idx = perm[i:i + 64]
-            loss = F.cross_entropy(model(random_shift(x_tr[idx], gen)), y_tr[idx], label_smoothing=0.05)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        if epoch % 10 == 9 or epoch == args.epochs - 1:
-            model.eval()
-            with torch.no_grad():
-                acc = (model(x_te).argmax(1) == y_te).float().mean().item()
-            print(f"epoch {epoch + 1:3d}  train loss {total / len(x_tr):.4f}  test acc {acc:.4f}")
-    model.eval()
+    train_classifier(model, x_tr, y_tr, x_te, y_te, args.epochs, gen, shift_pixels=1,
+                     report=lambda epoch, loss, acc: print(f"epoch {epoch:3d}  train loss {loss:.4f}  "
+                                                           f"test acc {acc:.4f}"))
     with torch.no_grad():
         train_acc = (model(x_tr).argmax(1) == y_tr).float().mean().item()
         test_acc = (model(x_te).argmax(1) == y_te).float().mean().item()

@@ -26,6 +26,7 @@ import time
 import numpy as np
 import pack_loader  # scripts/, next to this file
 import torch
+from train_common import import_comfy, optimiser_step, save_grid
 
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS_DIR = os.path.join(PACK_DIR, "models")
@@ -43,22 +44,6 @@ UNET_CONFIG = dict(
     use_linear_in_transformer=False, num_heads=8, num_head_channels=-1, use_spatial_transformer=True, legacy=False,
     adm_in_channels=None, use_temporal_attention=False, use_temporal_resblock=False, use_checkpoint=False,
 )
-
-
-def import_comfy():
-    """Make the ComfyUI host importable (COMFYUI_PATH or ~/comfy/ComfyUI) in CPU mode; returns its path."""
-    comfy_path = os.environ.get("COMFYUI_PATH", os.path.expanduser("~/comfy/ComfyUI"))
-    if not os.path.isfile(os.path.join(comfy_path, "comfy", "model_detection.py")):
-        raise SystemExit(f"ComfyUI not found at {comfy_path}; set COMFYUI_PATH")
-    if comfy_path not in sys.path:
-        sys.path.insert(0, comfy_path)
-    if "--cpu" not in sys.argv:
-        sys.argv.append("--cpu")
-    import comfy.options
-    comfy.options.enable_args_parsing()
-    return comfy_path
-
-
 
 
 def build_unet():
@@ -171,14 +156,7 @@ def train(args) -> None:
         err = (out.float() - noise).pow(2).mean(dim=(1, 2, 3))
         weight = 1.0 + sigma ** 2
         loss = (weight * err).mean() / weight.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        decay = min(args.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            torch._foreach_lerp_(ema, [p.detach() for p in params], 1.0 - decay)
+        optimiser_step(loss, opt, sched, params, ema, args.ema, step)
         window.append(loss.item())
         window_eps.append(err.mean().item())
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
@@ -224,19 +202,6 @@ def train(args) -> None:
 def import_demo_nodes():
     """nodes/demo_model.py without running the pack's __init__ (which registers every node family)."""
     return pack_loader.bare_module("nodes.demo_model")
-
-
-def save_grid(images: torch.Tensor, rows: int, path: str, pad: int = 2) -> None:
-    """images (rows*cols, H, W, 3) in [0, 1] -> one PNG grid, row-major, grey padding."""
-    from PIL import Image
-
-    n, h, w, _ = images.shape
-    cols = n // rows
-    grid = torch.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 0.35)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = images[i]
-    Image.fromarray((grid.numpy() * 255).round().astype(np.uint8)).save(path)
 
 
 @torch.no_grad()

@@ -10,24 +10,14 @@ tested on the other 4,000, so neither model is judged on data it was fitted to. 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELD_OUT = 1000
-
-
-def load_core(name: str = "mnist_features"):
-    """Import core/<name>.py by path (keeps the pack root off sys.path)."""
-    spec = importlib.util.spec_from_file_location(f"adaptive_skip_{name}", os.path.join(PACK_DIR, "core", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def mnist_split(seed: int = 0):
@@ -41,14 +31,6 @@ def mnist_split(seed: int = 0):
     return x_tr, y_tr.astype(np.int64), x_ho, y_ho.astype(np.int64)
 
 
-def random_shift(x: torch.Tensor, gen: torch.Generator, pixels: int = 2) -> torch.Tensor:
-    """Shift each (B, 1, 28, 28) image by up to ``pixels`` in each axis (zero fill)."""
-    p = pixels
-    padded = F.pad(x, (p, p, p, p))
-    dy, dx = torch.randint(0, 2 * p + 1, (2, x.shape[0]), generator=gen)
-    return torch.stack([padded[i, :, dy[i]:dy[i] + 28, dx[i]:dx[i] + 28] for i in range(x.shape[0])])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(PACK_DIR, "models", "mnist_classifier.safetensors"))
@@ -56,11 +38,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    # here, not at the top: other scripts load this file by path for mnist_split alone, without scripts/ on sys.path
+    import pack_loader  # scripts/, next to this file
     from safetensors.torch import save_file
+    from train_common import train_classifier
 
-    core = load_core()
-    # Fréchet distance: the existing host-free FID formula (H14 is adding core/frechet.py; switch once it lands)
-    frechet_distance = load_core("digits_features").feature_distance
+    core = pack_loader.core("mnist_features")
+    frechet_distance = pack_loader.core("frechet").frechet_distance
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     x_dit, y_dit, x_ho, y_ho = mnist_split()
@@ -68,30 +52,11 @@ def main() -> None:
     x_eval, y_eval = torch.from_numpy(x_dit)[:, None], torch.from_numpy(y_dit)
 
     model = core.MnistClassifier()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    batch = 64
-    steps_per_epoch = (len(x_fit) + batch - 1) // batch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=args.epochs * steps_per_epoch)
     start = time.time()
-    for epoch in range(args.epochs):
-        model.train()
-        perm = torch.randperm(len(x_fit), generator=gen)
-        total = 0.0
-        for i in range(0, len(x_fit), batch):
-            idx = perm[i:i + batch]
-            loss = F.cross_entropy(model(random_shift(x_fit[idx], gen)), y_fit[idx], label_smoothing=0.05)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        if epoch % 10 == 9 or epoch == args.epochs - 1:
-            model.eval()
-            with torch.no_grad():
-                acc = (model(x_eval).argmax(1) == y_eval).float().mean().item()
-            print(f"epoch {epoch + 1:3d}  train loss {total / len(x_fit):.4f}  acc on the 4,000 others {acc:.4f}",
-                  flush=True)
-    model.eval()
+
+    def report(epoch: int, loss: float, acc: float) -> None:
+        print(f"epoch {epoch:3d}  train loss {loss:.4f}  acc on the 4,000 others {acc:.4f}", flush=True)
+    train_classifier(model, x_fit, y_fit, x_eval, y_eval, args.epochs, gen, shift_pixels=2, report=report)
     with torch.no_grad():
         fit_acc = (model(x_fit).argmax(1) == y_fit).float().mean().item()
         eval_acc = (model(x_eval).argmax(1) == y_eval).float().mean().item()

@@ -22,17 +22,16 @@ docs/mnist_dit_samples.png and docs/mnist_dit_loss.png.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import math
 import os
 import sys
 import time
-import types
 
 import numpy as np
+import pack_loader  # scripts/, next to this file
 import torch
+from train_common import import_comfy, optimiser_step
 
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS_DIR = os.path.join(PACK_DIR, "models")
@@ -58,28 +57,6 @@ DIT_CONFIG = dict(
     pos_embed_max_size=8, num_patches=64, input_size=None, pos_embed_scaling_factor=None, qk_norm="rms",
     x_block_self_attn_layers=[],
 )
-
-
-def import_comfy():
-    """Make the ComfyUI host importable (COMFYUI_PATH or ~/comfy/ComfyUI) in CPU mode; returns its path."""
-    comfy_path = os.environ.get("COMFYUI_PATH", os.path.expanduser("~/comfy/ComfyUI"))
-    if not os.path.isfile(os.path.join(comfy_path, "comfy", "model_detection.py")):
-        raise SystemExit(f"ComfyUI not found at {comfy_path}; set COMFYUI_PATH")
-    if comfy_path not in sys.path:
-        sys.path.insert(0, comfy_path)
-    if "--cpu" not in sys.argv:
-        sys.argv.append("--cpu")
-    import comfy.options
-    comfy.options.enable_args_parsing()
-    return comfy_path
-
-
-def load_by_path(name: str, relpath: str):
-    """Import a pack file by path (keeps the pack root off sys.path, where it would shadow ComfyUI's modules)."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(PACK_DIR, relpath))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def build_dit():
@@ -163,8 +140,8 @@ def save_model(dit, ctx_table, pooled_table, mean, std, meta, dit_path, cond_pat
 
 
 def train(args) -> None:
-    core = load_by_path("adaptive_skip_mnist_features", "core/mnist_features.py")
-    clf_script = load_by_path("adaptive_skip_train_mnist_classifier", "scripts/train_mnist_classifier.py")
+    core = pack_loader.core("mnist_features")
+    import train_mnist_classifier as clf_script
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     x_tr, y_tr, _, _ = clf_script.mnist_split()
@@ -227,14 +204,7 @@ def train(args) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             out = dit(x, sigma * 1000.0, context=ctx_table[labels], y=pooled_table[labels])
         loss = (out.float() - (noise - z)).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        decay = min(args.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            torch._foreach_lerp_(ema, [p.detach() for p in params], 1.0 - decay)
+        optimiser_step(loss, opt, sched, params, ema, args.ema, step)
         window.append(loss.item())
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps or time.time() - start >= budget_s:
             rec = {"step": step0 + step + 1, "loss": float(np.mean(window)), "lr": sched.get_last_lr()[0],
@@ -285,16 +255,6 @@ def train(args) -> None:
               f"mean {np.mean(accs):.3f}", flush=True)
 
 
-def import_pack_module(relname: str):
-    """Import a pack module (relative imports inside) without running the pack's __init__."""
-    name = "adaptive_skip_pack"
-    if name not in sys.modules:
-        pkg = types.ModuleType(name)
-        pkg.__path__ = [PACK_DIR]
-        sys.modules[name] = pkg
-    return importlib.import_module(f"{name}.{relname}")
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000, help="at most this many optimiser steps")
@@ -321,5 +281,5 @@ if __name__ == "__main__":
     if not args.verify_only:
         train(args)
     if not args.no_verify:
-        verify = load_by_path("adaptive_skip_verify_mnist_dit", "scripts/train_mnist_verify.py")
-        verify.verify()
+        import train_mnist_verify
+        train_mnist_verify.verify()

@@ -13,39 +13,21 @@ models/adaptive_skip_mnist_dit_verify.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
 import time
 
 import numpy as np
+import pack_loader  # scripts/, next to this file
 import torch
+import train_mnist_classifier as clf_script
+import train_mnist_dit as train
+from train_common import import_comfy, save_grid
 
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS_DIR = os.path.join(PACK_DIR, "models")
 DOCS_DIR = os.path.join(PACK_DIR, "docs")
-
-
-def _script(name: str):
-    path = os.path.join(PACK_DIR, "scripts", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"adaptive_skip_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def save_grid(images: torch.Tensor, rows: int, path: str, pad: int = 2) -> None:
-    """images (rows*cols, H, W, 3) in [0, 1] -> one PNG grid, row-major, grey padding."""
-    from PIL import Image
-
-    n, h, w, _ = images.shape
-    cols = n // rows
-    grid = torch.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 0.35)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = images[i]
-    Image.fromarray((grid.numpy() * 255).round().astype(np.uint8)).save(path)
 
 
 def save_loss_plot(history_path: str, out_path: str) -> None:
@@ -74,8 +56,7 @@ def empty_latent(batch: int) -> dict:
 @torch.no_grad()
 def verify(cfg: float = 3.0, steps: int = 30, per_class: int = 50, sampler: str = "euler",
            scheduler: str = "simple") -> dict:
-    train = _script("train_mnist_dit")
-    train.import_comfy()
+    import_comfy()
     import utils.extra_config  # noqa: F401  (main.py imports it before nodes)
     import nodes
     import folder_paths
@@ -88,11 +69,10 @@ def verify(cfg: float = 3.0, steps: int = 30, per_class: int = 50, sampler: str 
 
     comfy.utils.set_progress_bar_enabled(False)
 
-    core = train.load_by_path("adaptive_skip_mnist_features", "core/mnist_features.py")
-    frechet_distance = train.load_by_path("adaptive_skip_digits_features", "core/digits_features.py").feature_distance
-    clf_script = _script("train_mnist_classifier")
-    demo = train.import_pack_module("nodes.demo_model")
-    flow = train.import_pack_module("nodes.flow_demo_model")
+    core = pack_loader.core("mnist_features")
+    frechet_distance = pack_loader.core("frechet").frechet_distance  # the pack's FID formula
+    demo = pack_loader.bare_module("nodes.demo_model")
+    flow = pack_loader.bare_module("nodes.flow_demo_model")
     demo.register_model_folder()
     listed = folder_paths.get_filename_list("diffusion_models")
     assert train.DIT_NAME in listed, f"{train.DIT_NAME} not listed by folder_paths: {listed}"

@@ -22,6 +22,13 @@ from . import plan as P
 ORACLE_NODE = "nodes.oracle"  # SkipPathOracle and its batched evaluation (_OracleSpec and the two wrappers)
 
 
+def _rows(value: Any, batch: int, seeds: int) -> Any:
+    """`value`'s first `seeds` rows when it is a per-seed tensor of the conditioning's batch, else `value`."""
+    if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == batch:
+        return value[:seeds]
+    return value
+
+
 class OracleEvaluator:
     """Latent MSE of compute masks against the full-step run on the first `seeds` seeds, evaluated batched the way
     SkipPathOracle does (its own OUTER_SAMPLE / PREDICT_NOISE wrappers on a clone, ComfyUI's sampler and CFG);
@@ -35,7 +42,10 @@ class OracleEvaluator:
         self.reuse = reuse
         self.seeds = seeds
         self.noise, self.latent = harness.noise[:seeds], harness.latent[:seeds]
-        self.positive = [[harness.positive[0][0][:seeds], {}]]  # per-seed classes; tiled for a batch of masks
+        # the first `seeds` rows of the per-seed conditioning, its extras too (the DiT's pooled_output): ComfyUI
+        # tiles them over a batch of masks
+        self.positive = [[cond[:seeds], {k: _rows(v, cond.shape[0], seeds) for k, v in extra.items()}]
+                         for cond, extra in harness.positive]
         self.memo: dict[tuple[bool, ...], float] = {}
         self.evaluations = self.runs = 0
         self.full = self._sample_batch(harness.model, 1)
@@ -69,11 +79,14 @@ class OracleEvaluator:
         return [self.memo[tuple(m)] for m in masks]
 
 
-def oracle_specs(harness, plans: list[P.SectionPlan], mode: P.Mode, log) -> list[str]:
+def oracle_specs(harness, plans: list[P.SectionPlan], mode: P.Mode, log,
+                 driver_full: dict[str, torch.Tensor] | None = None) -> list[str]:
     """Search oracle paths for every deterministic section, reuse mode and budget; append their replay runs to the
-    section plans. Returns notes (cost, what was left out)."""
+    section plans. Returns notes (cost, what was left out). `driver_full` receives, per section, the full-step
+    samples the search compared against (for `driver_check`)."""
     oracle = pack_module("core.oracle")
     notes = []
+    driver_full = {} if driver_full is None else driver_full
     for sp in plans:
         if sp.section.kind != "ode":
             notes.append(f"oracle: {sp.section.name} left out: batched replay needs a deterministic sampler (an SDE "
@@ -82,6 +95,7 @@ def oracle_specs(harness, plans: list[P.SectionPlan], mode: P.Mode, log) -> list
         for reuse in [r for name, r in mode.oracle if name == sp.section.sampler]:
             start = time.perf_counter()
             driver = OracleEvaluator(harness, sp.section, mode.steps, reuse, mode.oracle_seeds)
+            driver_full[sp.section.name] = driver.full
             for budget in sorted(mode.oracle_budgets, reverse=True):
                 res = oracle.greedy_skip_path(mode.steps, budget, driver.evaluate, warmup_steps=4,
                                               batch_size=48, swap_passes=1, swap_reach=2)
@@ -93,6 +107,20 @@ def oracle_specs(harness, plans: list[P.SectionPlan], mode: P.Mode, log) -> list
                          f"{mode.oracle_seeds} seeds with SkipPathOracle's batched evaluation, {driver.evaluations} "
                          f"masks evaluated in {driver.runs} batched sampling runs, {took:.0f} s")
             log(notes[-1])
+    return notes
+
+
+def driver_check(driver_full: dict[str, torch.Tensor], plans: list[P.SectionPlan], results: dict, psnr) -> list[str]:
+    """Notes: the search's full-step samples against the benchmark's full-step run of the same seeds (a search
+    that optimised against another trajectory would show here, as the DiT's pooled conditioning once did)."""
+    notes = []
+    for sp in plans:
+        mine = driver_full.get(sp.section.name)
+        if mine is None or sp.full.key not in results:
+            continue
+        theirs = results[sp.full.key].samples[:mine.shape[0]]
+        notes.append(f"oracle: {sp.section.name} driver check: the search's full-step run vs the benchmark's "
+                     f"full-step run of the same {mine.shape[0]} seed(s): latent PSNR {psnr(mine, theirs):.1f} dB")
     return notes
 
 

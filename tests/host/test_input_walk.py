@@ -1,8 +1,9 @@
 """Every input of every node of the pack, at its edges, through ComfyUI's own validation and executor.
 
 For each node a small graph around it on the bundled model (4x4 latents, few steps, small search budgets: the
-node's other inputs at cheap values), and for each of its widget inputs the values minimum, maximum, default and one
-bad value of the right type (below the minimum, an option not in the list, text that cannot be parsed). Each case
+node's other inputs at cheap values; the MNIST DiT's own nodes on the second bundled model), and for each of its
+widget inputs the values minimum, maximum, default and one bad value of the right type (below the minimum, an option
+not in the list, text that cannot be parsed); a node with links only runs its base graph once. Each case
 goes through execution.validate_prompt and, when valid, execution.PromptExecutor (one executor for the whole walk,
 so unchanged upstream nodes come from its cache). The outcome of every case is one of:
 
@@ -33,6 +34,7 @@ import pytest
 PACK_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACT = PACK_ROOT / "tests" / "artifacts" / "input_walk.txt"
 BUNDLED = "adaptive_skip_digits.safetensors"
+MNIST_DIT = "adaptive_skip_mnist_dit.safetensors"  # the second bundled model (SD3-detected), for its own nodes
 CAP_SECONDS = 2.0
 T = "T"  # the node under test's id in every graph
 
@@ -49,6 +51,15 @@ BASE = {
         "model": ["L", 0], "positive": ["P", 0], "negative": ["N", 0], "latent_image": ["E", 0], "seed": 0,
         "steps": 6, "cfg": 3.0, "sampler_name": "euler", "scheduler": "karras", "denoise": 1.0, "threshold": 0.05,
         "max_consecutive_skips": 4, "warmup_steps": 2, "criterion": "official"}},
+    # the MNIST DiT's base graph (16-channel 8x8 latent = one 28x28 digit)
+    "LD": {"class_type": "UNETLoader", "inputs": {"unet_name": MNIST_DIT, "weight_dtype": "default"}},
+    "PD": {"class_type": "AdaptiveSkipMnistDiTConditioning", "inputs": {"digit": "3"}},
+    "ND": {"class_type": "AdaptiveSkipMnistDiTConditioning", "inputs": {"digit": "none"}},
+    "ED": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+    "KD": {"class_type": "KSampler", "inputs": {"model": ["LD", 0], "positive": ["PD", 0], "negative": ["ND", 0],
+                                                "latent_image": ["ED", 0], "seed": 0, "steps": 3, "cfg": 3.0,
+                                                "sampler_name": "euler", "scheduler": "simple", "denoise": 1.0}},
+    "DD": {"class_type": "AdaptiveSkipMnistDiTDecode", "inputs": {"samples": ["KD", 0], "upscale": 1}},
 }
 # Block plans: the schedule of the base graph's plans, and a BLOCK_PLAN for the base model (its text is filled in by
 # _block_plan_base, which needs the loaded model's blocks)
@@ -62,7 +73,8 @@ LINKS = {"MODEL": ["L", 0], "CONDITIONING": ["P", 0], "LATENT": ["E", 0], "SKIP_
          "SIGMAS": ["BS", 0], "BLOCK_PLAN": ["BP", 0]}
 LINK_OVERRIDES = {("AdaptiveSkipCompare", "reference"): ["K", 0], ("AdaptiveSkipCompare", "latent"): ["S", 0],
                   ("AdaptiveSkipLastPath", "latent"): ["K", 0], ("AdaptiveSkipDigitsDecode", "samples"): ["K", 0],
-                  ("TimestepScheduleFromText", "model"): ["L", 0], ("SkipPathVisualizer", "skip_path"): ["S", 1]}
+                  ("TimestepScheduleFromText", "model"): ["L", 0], ("SkipPathVisualizer", "skip_path"): ["S", 1],
+                  ("AdaptiveSkipMnistDiTDecode", "samples"): ["KD", 0], ("AdaptiveSkipMnistDiTEncode", "image"): ["DD", 0]}
 # Cheap values for the inputs the walk is not varying (the defaults of a search cost minutes).
 CHEAP = {
     "EvoTimestepSchedule": {"steps": 2, "cfg": 3.0, "num_seeds": 1, "budget": 200, "population": 2, "top_k": 1,
@@ -100,7 +112,16 @@ def _plan_sink(model, sigmas, sampler) -> dict:
         "PS": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}}}
 
 
+# Sinks of nodes whose output only the MNIST DiT can use.
+def _dit_latent_sink(out) -> dict:
+    return {"D": {"class_type": "AdaptiveSkipMnistDiTDecode", "inputs": {"samples": out, "upscale": 1}},
+            "O": {"class_type": "PreviewImage", "inputs": {"images": ["D", 0]}}}
+
+
 NODE_SINKS = {
+    "AdaptiveSkipMnistDiTConditioning": lambda out: _dit_latent_sink(["KC", 0]) | {
+        "KC": {"class_type": "KSampler", "inputs": dict(BASE["KD"]["inputs"], positive=out)}},
+    "AdaptiveSkipMnistDiTEncode": _dit_latent_sink,
     "ApplyBlockPlan": lambda out: _plan_sink(out, ["BS", 0], ["PS", 0]),
     "EvoArchitectureSearch": lambda out: _plan_sink(out, ["BS", 0], ["PS", 0]),
     "LoadBlockPlan": lambda out: _plan_sink(["PA", 0], [T, 1], [T, 3]) | {
@@ -108,12 +129,9 @@ NODE_SINKS = {
 }
 CHEAP["EvoArchitectureSearch"] = {"cfg": 3.0, "num_seeds": 1, "population": 4, "generations": 1,
                                   "candidates_per_call": 4}
-# Nodes the walk has no base graph for yet (its base graph is the digits UNet). Named, not silently dropped, and
-# checked below so a new node cannot slip out of the walk unnoticed: the MNIST DiT's nodes need an SD3 base graph.
-NOT_WALKED = {
-    "AdaptiveSkipMnistDiTConditioning": "needs the MNIST DiT base graph",
-    "AdaptiveSkipMnistDiTDecode": "needs the MNIST DiT base graph",
-    "AdaptiveSkipMnistDiTEncode": "needs the MNIST DiT base graph",
+# Nodes the walk has no base graph for yet (its base graph is the digits UNet; the MNIST DiT's nodes have theirs).
+# Named, not silently dropped, and checked below so a new node cannot slip out of the walk unnoticed.
+NOT_WALKED: dict[str, str] = {
 }
 BAD_TEXT = {"text": "14.6, three, 0", "name": "../outside", "save_as": "../outside", "label": "x" * 2000}
 
@@ -306,17 +324,18 @@ def test_every_input_edge_runs_or_is_refused_by_name(host, walk_folders, monkeyp
             continue
         base, widgets = _base_inputs(name, cls)
         all_inputs = [k for group in ("required", "optional") for k in cls.INPUT_TYPES().get(group, {})]
-        for key, spec in widgets.items():
-            for case, value in _values(spec, key):
-                inputs = dict(base, **{key: value})
-                # every other input, links included: a legal value may need one connected (e.g. fitness
-                # 'frechet' needs reference_images), and an error naming it is a refusal, not a crash
-                others = [k for k in all_inputs if k != key]
-                # "empty" text is a bad value of the right type too (a STRING declares no range)
-                outcome, detail = walk.run(_graph(name, cls, inputs), key, case not in ("bad", "empty"), others)
-                outcomes[outcome] += 1
-                shown = value if not isinstance(value, str) or len(value) < 40 else value[:37] + "..."
-                rows.append(f"{outcome:8} {name}.{key} = {shown!r} ({case}): {detail[:300]}")
+        # a node with links only (e.g. MNIST DiT Encode) runs its base graph once
+        cases = [(key, case, value) for key, spec in widgets.items() for case, value in _values(spec, key)]
+        for key, case, value in cases or [("(links only)", "base", None)]:
+            inputs = dict(base, **{key: value}) if key in widgets else dict(base)
+            # every other input, links included: a legal value may need one connected (e.g. fitness
+            # 'frechet' needs reference_images), and an error naming it is a refusal, not a crash
+            others = [k for k in all_inputs if k != key]
+            # "empty" text is a bad value of the right type too (a STRING declares no range)
+            outcome, detail = walk.run(_graph(name, cls, inputs), key, case not in ("bad", "empty"), others)
+            outcomes[outcome] += 1
+            shown = value if not isinstance(value, str) or len(value) < 40 else value[:37] + "..."
+            rows.append(f"{outcome:8} {name}.{key} = {shown!r} ({case}): {detail[:300]}")
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     classes = sum(1 for name in host.mappings if name not in NOT_WALKED)
     summary = (f"{sum(outcomes.values())} cases over {classes} node classes in {time.monotonic() - start:.0f} s: "
