@@ -21,6 +21,10 @@ def one_call(step, sigmas):
     return 1
 
 
+def heun_calls(step, sigmas):
+    return 1 if sigmas[step + 1] == 0 else 2
+
+
 def windowed(speedup: float, high: float, low: float) -> SkipConfig:
     return SkipConfig(criterion="budget", speedup=speedup, start_percent=0.2, end_percent=0.8,
                       window_sigmas=(high, low))
@@ -100,8 +104,8 @@ def test_brownian_tree_samplers_resample_to_the_users_own_scheduler():
     cfg = SkipConfig(criterion="budget", speedup=3.85)
     sde = choose(cfg, "sample_dpmpp_2m_sde", sig, one_call, scheduler=scheduler, scheduler_name="karras")
     assert asked == [13] and sde.sigmas == karras(13, lo=0.5) and "of the karras scheduler itself" in sde.note
-    ode = choose(cfg, "sample_deis", sig, one_call, scheduler=scheduler, scheduler_name="karras")
-    assert asked == [13] and ode.sigmas == resample_schedule(sig, 13)  # ODE samplers keep the run's σ range
+    ode = choose(cfg, "sample_heun", sig, heun_calls, scheduler=scheduler, scheduler_name="karras")
+    assert asked == [13] and ode.sigmas == resample_schedule(sig, 7)  # ODE samplers keep the run's σ range
 
 
 def test_recognise_schedule_names_the_scheduler_and_passes_over_failing_ones():
