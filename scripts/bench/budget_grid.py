@@ -202,6 +202,15 @@ def run_model(args) -> str:
     return table
 
 
+FUNCTION = {"uni_pc": "sample_unipc", "ddim": "sample_euler"}  # ComfyUI's ddim is euler (on ddim_uniform here)
+
+
+def mode_of(sampler: str) -> str:
+    """What the budget mode does with this sampler (core/budget.choose_mode, as the patch decides it)."""
+    from pack_loader import core
+    return core("budget").choose_mode(FUNCTION.get(sampler, f"sample_{sampler}"), 2 if sampler in TWO_CALL else 1)[0]
+
+
 def fmt(v: float) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}"
 
@@ -217,7 +226,7 @@ def markdown(rows, name, args) -> str:
     for r in rows:
         bud, a, b, c = r["budget"], r["a"], r["b"], r["c"]
         bcell = f"{fmt(b[0])} {b[2]}" if b else "—"
-        mode = "resample" if ": ran " in r["mode"] else "skip" if "model calls" in r["mode"] else "?"
+        mode = mode_of(r["sampler"])
         lines.append(f"| {r['sampler']} | {r['speedup']:g} | {bud[2]} | {fmt(bud[0])} / {fmt(bud[1])} | "
                      f"{fmt(a[0])} / {fmt(a[1])} | {bcell} | {fmt(c[0])} / {fmt(c[1])} ({c[3]}) | "
                      f"{bud[0] - a[0]:+.1f} | {bud[0] - c[0]:+.1f} | {mode} |")
