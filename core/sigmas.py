@@ -72,6 +72,22 @@ def resample_log_steps(sigmas, steps: int) -> torch.Tensor:
     return torch.cat([out, torch.zeros(1, dtype=out.dtype)]).to(torch.float32)
 
 
+def recognise_schedule(sigmas, builders, rtol: float = 1e-4):
+    """The name of the first builder whose schedule at the run's step count is `sigmas` (within rtol per value,
+    so float32 rounding passes), or None. `builders` maps a scheduler name to steps -> sigmas; a builder that raises
+    (a scheduler this model cannot run) is passed over."""
+    want = [float(s) for s in sigmas]
+    steps = len(want) - 1
+    for name, build in builders.items():
+        try:
+            got = [float(s) for s in build(steps)]
+        except (ValueError, RuntimeError, ZeroDivisionError, IndexError, TypeError):
+            continue
+        if len(got) == len(want) and all(abs(g - w) <= rtol * max(abs(w), 1e-6) for g, w in zip(got, want)):
+            return name
+    return None
+
+
 def parse_sigma_text(text: str, name: str = "text") -> list[float]:
     """Numbers from a pasted schedule: separated by commas, spaces, semicolons or new lines; brackets and a
     'tensor(...)' wrapper (as printed by torch) are ignored. ValueError names the input and the bad token."""

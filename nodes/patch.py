@@ -17,9 +17,11 @@ import torch
 import comfy.model_patcher
 import comfy.patcher_extension
 
-from ..core.budget_run import BudgetChoice, BudgetSkipController, abscissa_for, choose as choose_budget
+from ..core.budget import BROWNIAN_TREE
+from ..core.budget_run import TRIMMED, BudgetChoice, BudgetSkipController, abscissa_for, choose as choose_budget
 from ..core.config import SkipConfig
 from ..core.controller import SkipController
+from ..core.sigmas import recognise_schedule
 from ..core.skip_path import SkipPath, merge_per_sample
 from ..core.sampler_steps import (StepCounter, StepOverrun, calls_per_step, reuse_space, sampler_function_name,
                                   unsupported_reason)
@@ -195,8 +197,32 @@ def _budget_choice(guider, setup: SkipSetup, sampler, sigmas: list[float]) -> Bu
     calls_in_step = calls_per_step(function_name)
     if calls_in_step is None:
         return None  # _new_run says why the sampler runs unaccelerated
-    axis = abscissa_for(_signal_scale(guider.model_patcher.get_model_object("model_sampling")))
-    return choose_budget(config, function_name, sigmas, calls_in_step, axis)
+    model_sampling = guider.model_patcher.get_model_object("model_sampling")
+    axis = abscissa_for(_signal_scale(model_sampling))
+    name, scheduler = None, None
+    if function_name in BROWNIAN_TREE and not config.windowed:  # only these resample to the scheduler itself
+        name, scheduler = _user_scheduler(model_sampling, sigmas, function_name in TRIMMED, setup.scheduler)
+    return choose_budget(config, function_name, sigmas, calls_in_step, axis, scheduler, name or "")
+
+
+def _user_scheduler(model_sampling, sigmas: list[float], trimmed: bool, hint: str = ""):
+    """(name, steps -> sigmas) of the ComfyUI scheduler that made this run's sigmas, as KSampler builds them
+    (penultimate σ dropped for dpm_2 / uni_pc), recognised by recomputing each at the run's step count; (None,
+    None) for sigmas no scheduler makes (custom sigmas, denoise < 1)."""
+    import comfy.samplers
+
+    def builder(name):
+        def build(steps):
+            out = comfy.samplers.calculate_sigmas(model_sampling, name, steps + 1 if trimmed else steps)
+            out = torch.cat([out[:-2], out[-1:]]) if trimmed else out
+            return [float(v) for v in out.flatten().tolist()]
+        return build
+
+    names = list(dict.fromkeys(([hint] if hint in comfy.samplers.SCHEDULER_NAMES else [])
+                               + list(comfy.samplers.SCHEDULER_NAMES)))
+    builders = {n: builder(n) for n in names}
+    name = recognise_schedule(sigmas, builders)
+    return (name, builders[name]) if name is not None else (None, None)
 
 
 def _signal_scale(model_sampling) -> float:
@@ -214,7 +240,7 @@ def _controllers_for(state: RunState, batch: int, scheduler: str) -> list[SkipCo
         costs = [state.calls_in_step(i, state.sigmas) for i in range(len(state.sigmas) - 1)]
         budget = BudgetSkipController(state.config, state.sigmas, costs, state.budget.budget,
                                       reuse_space(state.function_name, "quadratic"),
-                                      state.budget.axis)
+                                      state.budget.axis, state.budget.forced)
         budget.path.sampler, budget.path.scheduler = state.function_name.removeprefix("sample_"), scheduler
         return [budget]
     count = batch if state.config.per_sample else 1
@@ -246,9 +272,6 @@ def outer_sample_wrapper(executor, *args, **kwargs):
     if budget is not None:
         state.budget = budget
         state.notes.append(budget.note)
-        if (setup.config.start_percent, setup.config.end_percent) != (0.0, 1.0):
-            # the budget spreads its calls over the whole schedule; say so rather than ignore the window silently
-            state.notes.append("start_percent/end_percent are not applied by the budget criterion")
     start = time.perf_counter()
     try:
         return run_with_state(executor, bound, RUN_KEY, state, state.check_callback)

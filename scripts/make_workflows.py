@@ -149,8 +149,8 @@ def load() -> tuple[dict, dict]:
 
 
 def with_skip() -> tuple[dict, dict]:
-    """A searched 10-step schedule driving AdaptiveSkipKSampler through its sigmas input: the adaptive official rule
-    with quadratic reuse, and a fixed budget of 7 model calls with linear reuse."""
+    """A searched 10-step schedule driving AdaptiveSkipKSampler through its sigmas input, in the budget mode at
+    speedup 2 (5 model calls) and at speedup 1.43 (7 calls, next to the best built-in schedule at 7 steps)."""
     prompt = _common()
     prompt["5"] = {"class_type": "EvoTimestepSchedule", "inputs": {
         "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
@@ -158,18 +158,17 @@ def with_skip() -> tuple[dict, dict]:
     prompt["6"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "dpmpp_2m"}}
     skip = {"model": ["1", 0], "seed": 0, "steps": 10, "cfg": 3.0, "sampler_name": "dpmpp_2m", "scheduler": "karras",
             "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0, "threshold": 0.01,
-            "max_consecutive_skips": 2, "warmup_steps": 3, "criterion": "official", "reuse": "quadratic",
-            "sigmas": ["5", 0]}
+            "max_consecutive_skips": 2, "warmup_steps": 3, "criterion": "budget", "reuse": "quadratic",
+            "sigmas": ["5", 0], "speedup": 2.0}
     prompt["7"] = {"class_type": "AdaptiveSkipKSampler", "inputs": skip}
     prompt["8"] = _custom(["5", 0])
     prompt["9"] = _ksampler(200, "karras")
     prompt["10"] = {"class_type": "AdaptiveSkipCompare", "inputs": {
         "reference": ["9", 0], "latent": ["7", 0], "skip_path": ["7", 1],
-        "label": "searched 10-step schedule + AdaptiveSkip (official rule)"}}
+        "label": "searched 10-step schedule + AdaptiveSkip (budget, speedup 2)"}}
     prompt["11"] = {"class_type": "AdaptiveSkipCompare", "inputs": {
         "reference": ["9", 0], "latent": ["8", 0], "label": "searched 10-step schedule, every call"}}
-    prompt["12"] = {"class_type": "AdaptiveSkipKSampler", "inputs": dict(
-        skip, criterion="calls", target_calls=7, reuse="linear")}
+    prompt["12"] = {"class_type": "AdaptiveSkipKSampler", "inputs": dict(skip, speedup=1.43)}  # round(10/1.43) = 7
     prompt["13"] = {"class_type": "AdaptiveSkipCompare", "inputs": {
         "reference": ["9", 0], "latent": ["12", 0], "skip_path": ["12", 1],
         "label": "searched 10-step schedule, 7 model calls"}}
@@ -179,7 +178,8 @@ def with_skip() -> tuple[dict, dict]:
     _decode_save(prompt, 16, ["7", 0], "evo_skip")
     _decode_save(prompt, 18, ["12", 0], "evo_skip_7calls")
     _decode_save(prompt, 20, ["8", 0], "evo_noskip")
-    titles = {"5": "Search a 10-step schedule (cached in schedules/)", "7": "AdaptiveSkip on the searched schedule",
+    titles = {"5": "Search a 10-step schedule (cached in schedules/)",
+              "7": "AdaptiveSkip (budget, speedup 2) on the searched schedule",
               "8": "Searched schedule, no skipping", "9": "200-step reference",
               "12": "Searched schedule, 7 of 10 calls", "14": "Best built-in at 7 steps"}
     positions = {"1": (20, 40), "2": (20, 200), "3": (20, 330), "4": (20, 460), "5": (380, 40), "6": (380, 560),
@@ -187,6 +187,48 @@ def with_skip() -> tuple[dict, dict]:
                  "12": (380, 900), "13": (1140, 480), "14": (760, 1240), "15": (1140, 700), "16": (1500, 40),
                  "17": (1860, 40), "18": (1500, 400), "19": (1860, 400), "20": (1500, 760), "21": (1860, 760)}
     return prompt, {"positions": positions, "titles": titles}
+
+
+VISUALIZER_STEPS = 20  # the oracle's search stays under a minute on a laptop CPU
+VISUALIZER_SPEEDUPS = (2.0, 3.0)  # 10 and 7 of 20 model calls
+VISUALIZER_SAMPLING = {"seed": 0, "cfg": 3.0, "sampler_name": "euler", "scheduler": "karras", "denoise": 1.0}
+
+
+def visualizer() -> tuple[dict, dict]:
+    """The skip path drawn inside the node: the budget mode at two speedups, each above the oracle's path at the
+    same number of model calls (SkipPathOracle's match_path), with both results' PSNR against the full run."""
+    steps = VISUALIZER_STEPS
+    common = {"positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "steps": steps}
+    prompt = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": MODEL, "weight_dtype": "default"}},
+        "2": {"class_type": "AdaptiveSkipDigitsConditioning", "inputs": {"digit": "3"}},
+        "3": {"class_type": "AdaptiveSkipDigitsConditioning", "inputs": {"digit": "none"}},
+        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": 1}},
+    }
+    titles, positions = {}, {"1": (20, 40), "2": (20, 200), "3": (20, 320), "4": (20, 440)}
+    for k, speedup in enumerate(VISUALIZER_SPEEDUPS):
+        ks, orc, vis, dec, prev = (str(5 + 5 * k + j) for j in range(5))
+        y = 40 + 760 * k
+        prompt[ks] = {"class_type": "AdaptiveSkipKSampler", "inputs": {
+            "model": ["1", 0], **VISUALIZER_SAMPLING, **common, **SKIP_DEFAULTS, "criterion": "budget",
+            "reuse": "quadratic", "speedup": speedup}}
+        prompt[orc] = {"class_type": "SkipPathOracle", "inputs": {
+            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
+            "seed": VISUALIZER_SAMPLING["seed"], "steps": steps, "cfg": VISUALIZER_SAMPLING["cfg"],
+            "sampler_name": VISUALIZER_SAMPLING["sampler_name"], "scheduler": VISUALIZER_SAMPLING["scheduler"],
+            "model_calls": steps, "warmup_steps": 1, "reuse": "quadratic", "match_path": [ks, 1]}}
+        prompt[vis] = {"class_type": "SkipPathVisualizer", "inputs": {
+            "skip_path": [ks, 1], "skip_path_b": [orc, 0], "reference": [orc, 2], "latent": [ks, 0],
+            "latent_b": [orc, 1]}}
+        prompt[dec] = {"class_type": "AdaptiveSkipDigitsDecode", "inputs": {"samples": [orc, 1], "upscale": 8}}
+        prompt[prev] = {"class_type": "PreviewImage", "inputs": {"images": [dec, 0]}}
+        calls = round(steps / speedup)
+        titles.update({ks: f"AdaptiveSkip KSampler: budget, speedup {speedup:g} ({calls} of {steps} calls)",
+                       orc: f"Oracle at {calls} calls", vis: f"Skip path: speedup {speedup:g} (A) vs oracle (B)",
+                       dec: "Decode oracle result", prev: "Oracle result"})
+        positions.update({ks: (380, y), orc: (380, y + 420), vis: (760, y), dec: (1540, y), prev: (1540, y + 160)})
+    sizes = {"SkipPathVisualizer": [740, 620], "AdaptiveSkipKSampler": [340, 400], "SkipPathOracle": [340, 380]}
+    return prompt, {"positions": positions, "titles": titles, "sizes": sizes}
 
 
 FLOW_MODEL = "adaptive_skip_mnist_dit.safetensors"  # the bundled flow DiT (issue 13)
@@ -227,8 +269,12 @@ def flow() -> tuple[dict, dict]:
 
 
 WORKFLOWS = {"adaptive_skip_basic.json": basic, "evo_schedule_search.json": search, "evo_schedule_load.json": load,
-             "evo_schedule_with_skip.json": with_skip, "adaptive_skip_flow.json": flow}
+             "evo_schedule_with_skip.json": with_skip, "adaptive_skip_flow.json": flow,
+             "skip_path_visualizer.json": visualizer}
+# twins converted back from the UI file (every widget value spelled out), as the browser test posts them
+API_FROM_UI = ("skip_path_visualizer.json",)
 API_TWINS = ("evo_schedule_search.json", "evo_schedule_load.json", "evo_schedule_with_skip.json",
+             "skip_path_visualizer.json",
              "adaptive_skip_flow.json")
 POPULATE = ("evo_schedule_search.json", "evo_schedule_with_skip.json")  # their searches are shipped in schedules/
 
@@ -243,8 +289,14 @@ def main(argv=None) -> int:
 
     def write(name):
         prompt, layout = WORKFLOWS[name]()
+        sizes = layout.pop("sizes", {})
         ui = workflow_convert.api_to_ui(prompt, nodes.NODE_CLASS_MAPPINGS, **layout)
+        for node in ui["nodes"]:
+            if node["type"] in sizes:
+                node["size"] = sizes[node["type"]]
         (out_dir / name).write_text(json.dumps(ui, indent=1) + "\n")
+        if name in API_FROM_UI:
+            prompt = workflow_convert.ui_to_api(ui, nodes.NODE_CLASS_MAPPINGS)
         if name in API_TWINS:
             (out_dir / "api" / name).write_text(json.dumps(prompt, indent=1) + "\n")
         print(f"wrote workflows/{name}" + (f" and workflows/api/{name}" if name in API_TWINS else ""))

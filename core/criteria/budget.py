@@ -10,8 +10,8 @@ from .fixed import ComputeAll
 class Budget(Criterion):
     name = "budget"
     help = ("spend steps / `speedup` model calls, warm-up included, at regular gaps with extrapolated reuse; "
-            "samplers that cannot gain from skipping (Brownian-tree SDE, order 3 and up) run steps / `speedup` "
-            "steps instead. The recommended default.")
+            "samplers that cannot gain from skipping (Brownian-tree SDE, multi-call such as heun) run steps / "
+            "`speedup` steps instead. The recommended default.")
     uses_threshold = False
     judges_steps = False  # planned per run from the schedule, never judged against δ
 

@@ -54,7 +54,7 @@ def stride_calls(steps: int, stride: int, sampler: str) -> int:
     return 2 * computed - 1 if sampler in TWO_CALL else computed
 
 SDE_SAMPLERS = ("dpmpp_2m_sde",)
-SKIPPING = ("euler", "ddim", "dpmpp_2m", "euler_ancestral")  # where the budget mode skips (others resample)
+SKIPPING = ("euler", "ddim", "dpmpp_2m", "euler_ancestral", "deis", "ipndm", "uni_pc")  # (c): linear and quadratic
 
 
 def cell(env, args, sampler, s, refs, pack_run):
@@ -105,14 +105,16 @@ def cell(env, args, sampler, s, refs, pack_run):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="digits")
+    ap.add_argument("--model", default="digits",
+                    help="comma-separated: digits and/or a flow DiT .safetensors path, run one after the other")
     ap.add_argument("--samplers", default=",".join(SAMPLERS))
     ap.add_argument("--speedups", default="3.85,2,3,2.5", help="in the order they are run")
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--high-steps", type=int, default=200)
-    ap.add_argument("--scheduler", default="karras", help="scheduler of every sampler but ddim (ddim_uniform)")
-    ap.add_argument("--cfg", type=float, default=4.0)
+    ap.add_argument("--scheduler", default="", help="scheduler of every sampler but ddim (ddim_uniform); "
+                    "default karras on digits, simple on a flow model (its model card's)")
+    ap.add_argument("--cfg", type=float, default=0.0, help="default 4 on digits, 3 on a flow model")
     ap.add_argument("--budget-source", choices=("pack", "study"), default="pack",
                     help="pack: criterion 'budget' through nodes.patch.attach; study: core/budget.py's controller "
                          "through the study's own wrapper (before the pack exposes the mode)")
@@ -122,6 +124,18 @@ def main(argv=None) -> int:
     ap.add_argument("--cached-only", action="store_true",
                     help="sample nothing: print the table of the cells whose runs are all cached")
     args = ap.parse_args(argv)
+    tables = []
+    for model in args.model.split(","):
+        one = argparse.Namespace(**vars(args))
+        one.model = model
+        one.scheduler = args.scheduler or ("karras" if model == "digits" else "simple")
+        one.cfg = args.cfg or (4.0 if model == "digits" else 3.0)
+        tables.append(run_model(one))
+    print("\n\n".join(tables))
+    return 0
+
+
+def run_model(args) -> str:
     import torch
     SCHEDULER["default"] = args.scheduler
     env = Env(args.model, args.seeds, args.cfg)
@@ -183,8 +197,18 @@ def main(argv=None) -> int:
     print(f"\n{time.perf_counter() - t0:.0f} s\n")
     order = {n: i for i, n in enumerate(args.samplers.split(","))}
     rows.sort(key=lambda r: (order[r["sampler"]], r["speedup"]))
-    print(markdown(rows, name, args))
-    return 0
+    table = markdown(rows, name, args)
+    print(table, flush=True)
+    return table
+
+
+FUNCTION = {"uni_pc": "sample_unipc", "ddim": "sample_euler"}  # ComfyUI's ddim is euler (on ddim_uniform here)
+
+
+def mode_of(sampler: str) -> str:
+    """What the budget mode does with this sampler (core/budget.choose_mode, as the patch decides it)."""
+    from pack_loader import core
+    return core("budget").choose_mode(FUNCTION.get(sampler, f"sample_{sampler}"), 2 if sampler in TWO_CALL else 1)[0]
 
 
 def fmt(v: float) -> str:
@@ -202,7 +226,7 @@ def markdown(rows, name, args) -> str:
     for r in rows:
         bud, a, b, c = r["budget"], r["a"], r["b"], r["c"]
         bcell = f"{fmt(b[0])} {b[2]}" if b else "—"
-        mode = "skip" if r["sampler"] in SKIPPING else "resample"  # core/budget.choose_mode
+        mode = mode_of(r["sampler"])
         lines.append(f"| {r['sampler']} | {r['speedup']:g} | {bud[2]} | {fmt(bud[0])} / {fmt(bud[1])} | "
                      f"{fmt(a[0])} / {fmt(a[1])} | {bcell} | {fmt(c[0])} / {fmt(c[1])} ({c[3]}) | "
                      f"{bud[0] - a[0]:+.1f} | {bud[0] - c[0]:+.1f} | {mode} |")

@@ -196,9 +196,10 @@ def test_denoised_space_extrapolates_d_itself():
 
 
 @pytest.mark.parametrize("name,mode", [("sample_euler", "skip"), ("sample_dpmpp_2m", "skip"), ("sample_ddpm", "skip"),
-                                       ("sample_euler_ancestral", "skip"), ("sample_ipndm", "resample"),
-                                       ("sample_lms", "resample"), ("sample_deis", "resample"),
-                                       ("sample_unipc", "resample"), ("sample_dpmpp_2m_sde", "resample"),
+                                       ("sample_euler_ancestral", "skip"), ("sample_ipndm", "skip"),
+                                       ("sample_lms", "skip"), ("sample_deis", "skip"),
+                                       ("sample_unipc", "skip"), ("sample_dpmpp_2m_sde", "resample"),
+                                       ("sample_er_sde", "resample"), ("sample_sa_solver", "resample"),
                                        ("sample_something_new", "resample")])
 def test_choose_mode_from_the_sampler(name, mode):
     got, why = choose_mode(name)

@@ -136,4 +136,4 @@ def test_a_trimmed_schedule_resamples_to_the_trimmed_schedule_with_fewer_steps()
     want = [ramp(k / 13) for k in range(13)] + [0.0]
     assert len(got) == 14 and all(abs(g / w - 1) < 1e-3 for g, w in zip(got[:-1], want[:-1]))
     cfg = SkipConfig(criterion="budget", speedup=3.85)
-    assert choose(cfg, "sample_unipc", trimmed_50, one_call).sigmas == got
+    assert choose(cfg, "sample_dpm_2", trimmed_50, heun_calls).sigmas == resample_schedule(trimmed_50, 7, trimmed=True)

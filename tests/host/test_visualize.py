@@ -173,5 +173,6 @@ def test_shipped_workflow_and_its_api_twin_agree(host):
     assert convert.ui_to_api(ui, host.nodes.NODE_CLASS_MAPPINGS) == api
     types = {node["class_type"] for node in api.values()}
     assert {"UNETLoader", "AdaptiveSkipKSampler", "SkipPathOracle", "SkipPathVisualizer"} <= types
-    thresholds = sorted(n["inputs"]["threshold"] for n in api.values() if n["class_type"] == "AdaptiveSkipKSampler")
-    assert thresholds == [0.01, 0.05]
+    skips = [n["inputs"] for n in api.values() if n["class_type"] == "AdaptiveSkipKSampler"]
+    assert {s["criterion"] for s in skips} == {"budget"}  # the default mode, at two speedups
+    assert sorted(s["speedup"] for s in skips) == [2.0, 3.0]
