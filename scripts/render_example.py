@@ -1,8 +1,7 @@
-"""Render the README's skip-path example, and write the skip-path workflow that shows the same thing in ComfyUI.
+"""Render the README's skip-path example (the shipped skip_path_visualizer workflow is written by make_workflows.py).
 
     python scripts/render_example.py                    # docs/skip_path_example.png, euler 50 steps, prints PSNRs
     python scripts/render_example.py --steps 20 --out /tmp/example.png
-    python scripts/render_example.py --write-workflows  # workflows/skip_path_visualizer.json + its API twin
 
 The picture: the bundled digits model (digit 3, seed 0, cfg 3, euler, karras) sampled at δ = 0.01 and δ = 0.05
 (official rule, C_max 4, warm-up 4, hold reuse), each drawn above the oracle path with the same number of model
@@ -21,65 +20,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import comfy_env  # noqa: E402
 import pack_loader  # noqa: E402
-import workflow_convert  # noqa: E402
 
 sys.path.remove(str(HERE))
 
 MODEL = "adaptive_skip_digits.safetensors"
-WORKFLOW = "skip_path_visualizer.json"
-WORKFLOW_STEPS = 20  # the shipped workflow's steps: the oracle's search stays under a minute on a laptop CPU
 SAMPLING = {"seed": 0, "cfg": 3.0, "sampler_name": "euler", "scheduler": "karras", "denoise": 1.0}
 SKIP = {"max_consecutive_skips": 4, "warmup_steps": 4, "criterion": "official", "reuse": "hold"}
 THRESHOLDS = (0.01, 0.05)
-
-
-def workflow_prompt(steps: int = WORKFLOW_STEPS) -> tuple[dict, dict]:
-    """API prompt and UI layout: two thresholds side by side, each against the oracle at its call count."""
-    common = {"positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "steps": steps}
-    prompt = {
-        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": MODEL, "weight_dtype": "default"}},
-        "2": {"class_type": "AdaptiveSkipDigitsConditioning", "inputs": {"digit": "3"}},
-        "3": {"class_type": "AdaptiveSkipDigitsConditioning", "inputs": {"digit": "none"}},
-        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": 1}},
-    }
-    titles, positions = {}, {"1": (20, 40), "2": (20, 200), "3": (20, 320), "4": (20, 440)}
-    for k, delta in enumerate(THRESHOLDS):
-        ks, orc, vis, dec, prev = (str(5 + 5 * k + j) for j in range(5))
-        y = 40 + 760 * k
-        prompt[ks] = {"class_type": "AdaptiveSkipKSampler", "inputs": {
-            "model": ["1", 0], **SAMPLING, **common, **SKIP, "threshold": delta}}
-        prompt[orc] = {"class_type": "SkipPathOracle", "inputs": {
-            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
-            "seed": SAMPLING["seed"], "steps": steps, "cfg": SAMPLING["cfg"], "sampler_name": SAMPLING["sampler_name"],
-            "scheduler": SAMPLING["scheduler"], "model_calls": steps, "warmup_steps": SKIP["warmup_steps"],
-            "reuse": SKIP["reuse"], "match_path": [ks, 1]}}
-        prompt[vis] = {"class_type": "SkipPathVisualizer", "inputs": {
-            "skip_path": [ks, 1], "skip_path_b": [orc, 0], "reference": [orc, 2], "latent": [ks, 0],
-            "latent_b": [orc, 1]}}
-        prompt[dec] = {"class_type": "AdaptiveSkipDigitsDecode", "inputs": {"samples": [orc, 1], "upscale": 8}}
-        prompt[prev] = {"class_type": "PreviewImage", "inputs": {"images": [dec, 0]}}
-        titles.update({ks: f"AdaptiveSkip KSampler δ={delta}", orc: f"Oracle at δ={delta}'s call count",
-                       vis: f"Skip path: δ={delta} (A) vs oracle (B)", dec: "Decode oracle result",
-                       prev: "Oracle result"})
-        positions.update({ks: (380, y), orc: (380, y + 420), vis: (760, y), dec: (1540, y), prev: (1540, y + 160)})
-    return prompt, {"positions": positions, "titles": titles}
-
-
-def write_workflows() -> None:
-    _, nodes, _ = comfy_env.boot_comfyui()
-    prompt, layout = workflow_prompt()
-    ui = workflow_convert.api_to_ui(prompt, nodes.NODE_CLASS_MAPPINGS, **layout)
-    for node in ui["nodes"]:
-        if node["type"] == "SkipPathVisualizer":
-            node["size"] = [740, 620]
-        elif node["type"] in ("AdaptiveSkipKSampler", "SkipPathOracle"):
-            node["size"] = [340, 380 if node["type"] == "SkipPathOracle" else 400]
-    api = workflow_convert.ui_to_api(ui, nodes.NODE_CLASS_MAPPINGS)
-    out = comfy_env.PACK_ROOT / "workflows"
-    (out / "api").mkdir(exist_ok=True)
-    (out / WORKFLOW).write_text(json.dumps(ui, indent=1) + "\n")
-    (out / "api" / WORKFLOW).write_text(json.dumps(api, indent=1) + "\n")
-    print(f"wrote workflows/{WORKFLOW} and workflows/api/{WORKFLOW}")
 
 
 def render(steps: int, out_path: Path, threads: int) -> dict:
@@ -158,11 +105,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=50, help="sampler steps (default 50, the paper's setting)")
     parser.add_argument("--out", type=Path, default=comfy_env.PACK_ROOT / "docs" / "skip_path_example.png")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0 keeps torch's default)")
-    parser.add_argument("--write-workflows", action="store_true", help="write the workflow files and exit")
     args = parser.parse_args()
-    if args.write_workflows:
-        write_workflows()
-        return 0
     start = time.perf_counter()
     report = render(args.steps, args.out, args.threads)
     report["total_seconds"] = round(time.perf_counter() - start, 1)
