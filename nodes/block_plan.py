@@ -346,6 +346,8 @@ def find_cached(key: str) -> tuple[str, BlockPlan] | None:
     """The saved plan whose search had exactly this cache key (EvoArchitectureSearch's record), if any."""
     for filename in library_files():
         path = folder_paths.get_full_path(FOLDER, filename)
+        if path is None:  # listed from folder_paths' filename cache, but gone since (or its folder was swapped)
+            continue
         try:
             with open(path, encoding="utf-8") as f:
                 text = f.read()
