@@ -85,18 +85,20 @@ def two_stage() -> tuple[dict, dict]:
 WORKFLOWS = {NAME: two_stage}
 
 
+def render_all(node_classes: dict) -> dict[str, str]:
+    """The text of the files this script writes (UI file and API twin), by path under workflows/; writes nothing
+    (tests/host/test_architecture_workflow.py compares them with the shipped files)."""
+    prompt, layout = two_stage()
+    return workflow_convert.workflow_files(NAME, prompt, node_classes, **layout)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--populate", action="store_true", help="run the stage-1 search and ship its record")
     args = parser.parse_args(argv)
     _, nodes, pack = comfy_env.boot_comfyui()
     out_dir = comfy_env.PACK_ROOT / "workflows"
-    (out_dir / "api").mkdir(exist_ok=True)
-    prompt, layout = two_stage()
-    ui = workflow_convert.api_to_ui(prompt, nodes.NODE_CLASS_MAPPINGS, **layout)
-    (out_dir / NAME).write_text(json.dumps(ui, indent=1) + "\n")
-    (out_dir / "api" / NAME).write_text(json.dumps(prompt, indent=1) + "\n")
-    print(f"wrote workflows/{NAME} and workflows/api/{NAME}")
+    workflow_convert.write_files(render_all(nodes.NODE_CLASS_MAPPINGS), out_dir)
     if args.populate:
         import importlib
 
@@ -113,6 +115,7 @@ def main(argv=None) -> int:
             target = Path(sched.SHIPPED_DIR) / "mnist_dit" / name
             shutil.copyfile(path, target)
             print(f"shipped schedules/mnist_dit/{target.name}")
+        shutil.rmtree(holder)
     return 0
 
 

@@ -1,5 +1,7 @@
-"""Write the shipped workflows (UI format, plus API-format twins in workflows/api/ for the schedule and flow
-ones) from one source, their API-format definitions here (no drift).
+"""Write the shipped workflows (UI format, plus API-format twins in workflows/api/ for the schedule, flow and
+visualizer ones) from one source, their API-format definitions here; both files come from that one description
+(workflow_convert.workflow_files), and tests/host/test_workflows.py fails when a shipped file differs from what
+this script writes (run it after changing a builder or a node's inputs).
 
     python scripts/make_workflows.py               # write the workflow files (needs ComfyUI)
     python scripts/make_workflows.py --populate    # also run the schedule searches once and ship their results
@@ -271,12 +273,24 @@ def flow() -> tuple[dict, dict]:
 WORKFLOWS = {"adaptive_skip_basic.json": basic, "evo_schedule_search.json": search, "evo_schedule_load.json": load,
              "evo_schedule_with_skip.json": with_skip, "adaptive_skip_flow.json": flow,
              "skip_path_visualizer.json": visualizer}
-# twins converted back from the UI file (every widget value spelled out), as the browser test posts them
-API_FROM_UI = ("skip_path_visualizer.json",)
+# these also get an API-format twin in workflows/api/ (converted back from the UI file, every widget value spelled
+# out, as the page posts them: the browser and schedule tests read them)
 API_TWINS = ("evo_schedule_search.json", "evo_schedule_load.json", "evo_schedule_with_skip.json",
-             "skip_path_visualizer.json",
-             "adaptive_skip_flow.json")
+             "skip_path_visualizer.json", "adaptive_skip_flow.json")
 POPULATE = ("evo_schedule_search.json", "evo_schedule_with_skip.json")  # their searches are shipped in schedules/
+
+
+def render(name: str, node_classes: dict) -> dict[str, str]:
+    """The text of workflow `name`'s files (UI file, API twin) by path under workflows/; writes nothing. The load
+    workflow reads the shipped schedule, so that must exist (--populate)."""
+    prompt, layout = WORKFLOWS[name]()
+    return workflow_convert.workflow_files(name, prompt, node_classes, api_twin=name in API_TWINS, **layout)
+
+
+def render_all(node_classes: dict) -> dict[str, str]:
+    """Every file this script writes, by path under workflows/ (tests/host/test_workflows.py compares them with
+    the shipped files)."""
+    return {path: text for name in WORKFLOWS for path, text in render(name, node_classes).items()}
 
 
 def main(argv=None) -> int:
@@ -285,24 +299,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     _, nodes, _ = comfy_env.boot_comfyui()
     out_dir = comfy_env.PACK_ROOT / "workflows"
-    (out_dir / "api").mkdir(exist_ok=True)
-
-    def write(name):
-        prompt, layout = WORKFLOWS[name]()
-        sizes = layout.pop("sizes", {})
-        ui = workflow_convert.api_to_ui(prompt, nodes.NODE_CLASS_MAPPINGS, **layout)
-        for node in ui["nodes"]:
-            if node["type"] in sizes:
-                node["size"] = sizes[node["type"]]
-        (out_dir / name).write_text(json.dumps(ui, indent=1) + "\n")
-        if name in API_FROM_UI:
-            prompt = workflow_convert.ui_to_api(ui, nodes.NODE_CLASS_MAPPINGS)
-        if name in API_TWINS:
-            (out_dir / "api" / name).write_text(json.dumps(prompt, indent=1) + "\n")
-        print(f"wrote workflows/{name}" + (f" and workflows/api/{name}" if name in API_TWINS else ""))
-
     for name in POPULATE:
-        write(name)
+        workflow_convert.write_files(render(name, nodes.NODE_CLASS_MAPPINGS), out_dir)
     if args.populate:
         import folder_paths
         sched = pack_loader.pack_module("nodes.schedule")
@@ -316,11 +314,12 @@ def main(argv=None) -> int:
             target = Path(sched.SHIPPED_DIR) / f"digits_workflow_{record['sampler']}_{record['steps']}steps.json"
             shutil.copyfile(path, target)
             print(f"shipped schedules/{target.name}")
+        shutil.rmtree(holder)
     if not (comfy_env.PACK_ROOT / "schedules" / SHIPPED).is_file():
         raise SystemExit(f"schedules/{SHIPPED} is missing: run with --populate first")
     for name in WORKFLOWS:
         if name not in POPULATE:
-            write(name)  # the load workflow reads the shipped schedule
+            workflow_convert.write_files(render(name, nodes.NODE_CLASS_MAPPINGS), out_dir)  # load reads SHIPPED
     return 0
 
 

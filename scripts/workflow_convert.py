@@ -3,9 +3,14 @@
 ComfyUI's backend has no UI->API converter (only the frontend has one), so the headless runner uses this one.
 It handles classic nodes: widget values are assigned to widget inputs in INPUT_TYPES order (required, then
 optional), a seed-like INT carries an extra "control after generate" value, and linked inputs take the link.
+`workflow_files` makes a shipped workflow's UI file and API twin from one description (the generators
+scripts/make_workflows.py and scripts/make_autodiffusion_workflow.py use it, and the tests compare its output with
+the shipped files).
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
@@ -54,6 +59,40 @@ def ui_to_api(workflow: dict[str, Any], node_classes: dict[str, Any]) -> dict[st
         inputs.update(linked)
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt
+
+
+def build_workflow(prompt: dict[str, dict[str, Any]], node_classes: dict[str, Any],
+                   positions: dict[str, tuple[int, int]] | None = None, titles: dict[str, str] | None = None,
+                   sizes: dict[str, list[int]] | None = None) -> tuple[dict, dict[str, dict[str, Any]]]:
+    """(UI workflow, API prompt) of one shipped workflow, both from one description (`prompt`, which may leave
+    inputs at their defaults): the UI file from `api_to_ui`, the API twin converted back from that UI file, so
+    both spell out every widget value (inputs appended to a node later included), as the page posts them.
+    `sizes` maps a node type to its UI size."""
+    ui = api_to_ui(prompt, node_classes, positions, titles)
+    for node in ui["nodes"]:
+        if node["type"] in (sizes or {}):
+            node["size"] = sizes[node["type"]]
+    return ui, ui_to_api(ui, node_classes)
+
+
+def workflow_files(name: str, prompt: dict[str, dict[str, Any]], node_classes: dict[str, Any],
+                   api_twin: bool = True, **layout) -> dict[str, str]:
+    """The text of shipped workflow `name`'s files, by path under workflows/: the UI file and, with `api_twin`,
+    its API twin in api/ (see build_workflow; `layout` is its positions, titles and sizes)."""
+    ui, api = build_workflow(prompt, node_classes, **layout)
+    files = {name: json.dumps(ui, indent=1) + "\n"}
+    if api_twin:
+        files[f"api/{name}"] = json.dumps(api, indent=1) + "\n"
+    return files
+
+
+def write_files(files: dict[str, str], folder: Path) -> None:
+    """Write workflow_files' texts under `folder` (the pack's workflows/), saying what was written."""
+    for relative, text in files.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {folder.name}/{relative}")
 
 
 def api_to_ui(prompt: dict[str, dict[str, Any]], node_classes: dict[str, Any],

@@ -321,6 +321,9 @@ def test_cancel_keeps_progress_and_the_rerun_resumes(host, library, tiny_sd15, t
 
 
 SCHEDULE_WORKFLOWS = ("evo_schedule_search.json", "evo_schedule_load.json", "evo_schedule_with_skip.json")
+# EvoTimestepSchedule inputs that are not SearchSettings fields (reference_sampler is resolved, features picks the
+# frechet fitness's features and enters the key through its identity)
+NOT_SETTINGS = ("candidates_per_call", "save_as", "reference_sampler", "features")
 
 
 @pytest.mark.parametrize("name", SCHEDULE_WORKFLOWS)
@@ -356,7 +359,7 @@ def test_shipped_schedules_load_and_the_search_workflows_hit_them(host, digits):
         node = next(n for n in prompt.values() if n["class_type"] == "EvoTimestepSchedule")
         inputs = {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}
         settings = sched.SearchSettings(**{k: v for k, v in inputs.items()
-                                           if k not in ("candidates_per_call", "save_as", "reference_sampler")},
+                                           if k not in NOT_SETTINGS},
                                         reference_sampler=sched._resolve_reference(inputs["sampler_name"],
                                                                                    inputs["reference_sampler"]))
         pos = cond.encode(prompt[node["inputs"]["positive"][0]]["inputs"]["digit"])[0]
@@ -377,7 +380,7 @@ def test_another_fitness_is_not_served_the_shipped_result(host, digits):
                         .read_text())
     inputs = next(n for n in prompt.values() if n["class_type"] == "EvoTimestepSchedule")["inputs"]
     settings = sched.SearchSettings(**{k: v for k, v in inputs.items() if not isinstance(v, list)
-                                       and k not in ("candidates_per_call", "save_as", "reference_sampler")},
+                                       and k not in NOT_SETTINGS},
                                     reference_sampler=sched._resolve_reference(inputs["sampler_name"],
                                                                                inputs["reference_sampler"]))
     _, pos, neg, _ = digits

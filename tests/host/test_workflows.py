@@ -1,6 +1,7 @@
 """Every shipped workflow converts from the UI format, validates in ComfyUI and executes headless."""
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((PACK_ROOT / "workflows").glob("*.json"))
+GENERATORS = ("make_workflows", "make_autodiffusion_workflow")  # scripts/ that write workflows/
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
@@ -42,3 +44,20 @@ def test_ui_to_api_round_trip(host):
             assert got["class_type"] == node["class_type"]
             # inputs the source leaves out take their defaults in the UI file
             assert {k: got["inputs"][k] for k in node["inputs"]} == node["inputs"], f"{name} node {node_id} drifted"
+
+
+def test_shipped_workflows_are_what_their_generators_write(host):
+    """Every file in workflows/ (UI files and API twins) is byte for byte what scripts/make_workflows.py or
+    scripts/make_autodiffusion_workflow.py writes today, so a changed builder or a node input appended without
+    regenerating fails here instead of drifting."""
+    written = {}
+    for generator in GENERATORS:
+        for path, text in importlib.import_module(generator).render_all(host.nodes.NODE_CLASS_MAPPINGS).items():
+            assert path not in written, f"workflows/{path} is written by two generators"
+            written[path] = (generator, text)
+    shipped = {p.relative_to(PACK_ROOT / "workflows").as_posix()
+               for p in (PACK_ROOT / "workflows").rglob("*.json")}
+    assert shipped == set(written), "every shipped workflow file comes from a generator, and every one is shipped"
+    for path, (generator, text) in written.items():
+        assert (PACK_ROOT / "workflows" / path).read_text() == text, \
+            f"workflows/{path} differs from what its generator writes: run python scripts/{generator}.py"
