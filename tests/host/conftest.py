@@ -64,3 +64,37 @@ def tiny_conds():
     import torch
     g = torch.Generator().manual_seed(1)
     return [[torch.randn(1, 1, 768, generator=g), {}]], [[torch.zeros(1, 1, 768), {}]]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "library(shipped): the module's schedule `library` fixture keeps the pack's "
+                                       "shipped schedules/ folder behind its temporary one")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread while a module's tests run (`pytestmark = pytest.mark.usefixtures("one_thread")`): small
+    batches on a shared 2-core machine are many times faster without OpenMP contention. Restored afterwards."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def library(host, request, tmp_path_factory):
+    """The schedule library pointed at a temporary folder for a module's tests (yields the folder), and back
+    afterwards. With `pytest.mark.library(shipped=True)` on the module the pack's shipped schedules/ folder stays
+    behind it, so shipped records are found too."""
+    import folder_paths
+    import pack_loader
+    sched = pack_loader.pack_module("nodes.schedule")
+    sched.register_schedule_folder()
+    saved = folder_paths.folder_names_and_paths[sched.FOLDER]
+    folder = tmp_path_factory.mktemp("schedules")
+    marker = request.node.get_closest_marker("library")
+    shipped = [sched.SHIPPED_DIR] if marker is not None and marker.kwargs.get("shipped") else []
+    folder_paths.folder_names_and_paths[sched.FOLDER] = ([str(folder), *shipped], {".json"})
+    yield folder
+    folder_paths.folder_names_and_paths[sched.FOLDER] = saved

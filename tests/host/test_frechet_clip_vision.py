@@ -15,19 +15,7 @@ TINY_CLIP = {"attention_dropout": 0.0, "dropout": 0.0, "hidden_act": "quick_gelu
              "num_channels": 3, "num_hidden_layers": 2, "patch_size": 8, "projection_dim": 4}
 SMALL = dict(sampler_name="euler", steps=3, cfg=3.0, num_seeds=6, budget=400, seed=1, population=4, top_k=2,
              generations=2, reference_steps=10, validation_seeds=0)
-
-
-@pytest.fixture(scope="module")
-def library(host, tmp_path_factory):
-    import folder_paths
-    import pack_loader
-    sched = pack_loader.pack_module("nodes.schedule")
-    sched.register_schedule_folder()
-    saved = folder_paths.folder_names_and_paths[sched.FOLDER]
-    folder = tmp_path_factory.mktemp("clip_schedules")
-    folder_paths.folder_names_and_paths[sched.FOLDER] = ([str(folder)], {".json"})
-    yield folder
-    folder_paths.folder_names_and_paths[sched.FOLDER] = saved
+# library: tests/host/conftest.py
 
 
 @pytest.fixture(scope="module")

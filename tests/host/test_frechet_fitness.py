@@ -3,7 +3,6 @@ through the pack's digits classifier (decoded by the bundled model's latent map,
 reference digest in the cache key and the saved record; missing inputs named."""
 from __future__ import annotations
 
-import importlib
 import json
 
 import pytest
@@ -12,26 +11,7 @@ import torch
 BUNDLED = "adaptive_skip_digits.safetensors"
 SMALL = dict(sampler_name="dpmpp_2m", steps=4, cfg=4.0, num_seeds=4, budget=300, seed=5, population=6, top_k=2,
              generations=2, reference_steps=30, validation_seeds=2)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def library(host, tmp_path_factory):
-    import folder_paths
-    sched = importlib.import_module(f"{host.pack.__name__}.nodes.schedule")
-    sched.register_schedule_folder()
-    saved = folder_paths.folder_names_and_paths[sched.FOLDER]
-    folder = tmp_path_factory.mktemp("frechet_schedules")
-    folder_paths.folder_names_and_paths[sched.FOLDER] = ([str(folder)], {".json"})
-    yield folder
-    folder_paths.folder_names_and_paths[sched.FOLDER] = saved
+pytestmark = pytest.mark.usefixtures("one_thread")  # one_thread and library: tests/host/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -13,33 +13,12 @@ NODES = ("EvoTimestepSchedule", "LoadTimestepSchedule", "TimestepScheduleFromTex
 # a small search: cheap on a CPU, still seeded with every built-in
 SMALL = dict(sampler_name="dpmpp_2m", steps=4, cfg=4.0, num_seeds=2, budget=400, seed=5, population=6, top_k=2,
              generations=2, reference_steps=50, validation_seeds=2)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread while these tests run: small batches on a shared 2-core machine are many times faster
-    without OpenMP contention. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# one_thread and library (a temporary user folder plus the pack's shipped one): tests/host/conftest.py
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.library(shipped=True)]
 
 
 def pack_module(host, name):
     return pack_loader.pack_module(name)
-
-
-@pytest.fixture(scope="module")
-def library(host, tmp_path_factory):
-    """The schedule library pointed at a temporary user folder (plus the pack's shipped folder)."""
-    import folder_paths
-    sched = pack_module(host, "nodes.schedule")
-    sched.register_schedule_folder()
-    saved = folder_paths.folder_names_and_paths[sched.FOLDER]
-    folder = tmp_path_factory.mktemp("schedules")
-    folder_paths.folder_names_and_paths[sched.FOLDER] = ([str(folder), sched.SHIPPED_DIR], {".json"})
-    yield folder
-    folder_paths.folder_names_and_paths[sched.FOLDER] = saved
 
 
 @pytest.fixture(scope="module")

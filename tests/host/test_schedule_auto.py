@@ -10,26 +10,7 @@ import torch
 
 AUTO = dict(sampler_name="auto", steps=3, cfg=3.0, num_seeds=1, budget=3000, seed=2, population=4, top_k=2,
             generations=2, reference_steps=10, validation_seeds=1)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def library(host, tmp_path_factory):
-    import folder_paths
-    sched = pack_loader.pack_module("nodes.schedule")
-    sched.register_schedule_folder()
-    saved = folder_paths.folder_names_and_paths[sched.FOLDER]
-    folder = tmp_path_factory.mktemp("auto_schedules")
-    folder_paths.folder_names_and_paths[sched.FOLDER] = ([str(folder)], {".json"})
-    yield folder
-    folder_paths.folder_names_and_paths[sched.FOLDER] = saved
+pytestmark = pytest.mark.usefixtures("one_thread")  # one_thread and library: tests/host/conftest.py
 
 
 def test_genes_are_deterministic_samplers_at_no_more_than_n_calls(host, tiny_sd15, tiny_conds):

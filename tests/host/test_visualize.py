@@ -10,20 +10,14 @@ import torch
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 CFG = 3.0
+# one_thread (tests/host/conftest.py): a tiny UNet gains nothing from intra-op threads; on a busy 2-core machine
+# they spin 10-20x slower
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def tiny(tiny_models):
     return tiny_models.tiny_sd15(seed=0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A tiny UNet gains nothing from intra-op threads; on a busy 2-core machine they spin 10-20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module", autouse=True)
