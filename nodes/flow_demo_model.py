@@ -11,27 +11,17 @@ import os
 import torch
 
 from ..core.mnist_features import MNIST_SIZE, latent_to_frames, latent_to_mnist, mnist_to_latent
+from .demo_base import CATEGORY, MODELS_DIR, DigitConditioningNode, LatentDecodeNode, load_tables
+from .demo_base import NULL_CHOICE, NULL_INDEX  # noqa: F401  (scripts read them here)
 
-PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS_DIR = os.path.join(PACK_DIR, "models")
 DIT_FILE = "adaptive_skip_mnist_dit.safetensors"
 COND_FILE = "adaptive_skip_mnist_dit_cond.safetensors"
-CATEGORY = "sampling/adaptive_skip/demo"
-NULL_CHOICE = "none"
-DIGIT_CHOICES = [str(k) for k in range(10)] + [NULL_CHOICE]
-NULL_INDEX = 10
 MNIST_LATENT = 8  # latent side of one 28x28 digit (its 32x32 frame / 4)
 
 
 def load_mnist_dit_cond(path: str | None = None) -> dict[str, torch.Tensor]:
     """Class tables (context (11, T, 64), pooled (11, 64)) and latent constants saved by scripts/train_mnist_dit.py."""
-    from safetensors.torch import load_file
-
-    path = path or os.path.join(MODELS_DIR, COND_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"MNIST DiT conditioning file not found: {path} "
-                                "(build it with scripts/train_mnist_dit.py)")
-    return load_file(path)
+    return load_tables(path or os.path.join(MODELS_DIR, COND_FILE), "MNIST DiT", "scripts/train_mnist_dit.py")
 
 
 def _latent_constants() -> tuple[float, float]:
@@ -39,73 +29,46 @@ def _latent_constants() -> tuple[float, float]:
     return float(cond["latent_mean"]), float(cond["latent_std"])
 
 
-class AdaptiveSkipMnistDiTConditioning:
+class AdaptiveSkipMnistDiTConditioning(DigitConditioningNode):
     """CONDITIONING (context tokens + pooled vector, as SD3 takes) for one digit class, or the null class."""
 
     DESCRIPTION = ("Conditioning for the bundled MNIST flow DiT (adaptive_skip_mnist_dit.safetensors, loaded as "
                    "SD3): learned context tokens and a pooled vector per digit 0-9, or 'none' for the null class "
                    "to use as the negative.")
-    CATEGORY = CATEGORY
     SEARCH_ALIASES = ['demo', 'mnist', 'flow dit', 'sd3', 'class conditioning']
-    RETURN_TYPES = ("CONDITIONING",)
     OUTPUT_TOOLTIPS = ("SD3-style conditioning: context (1, 2, 64) and pooled_output (1, 64); for the bundled "
                        "MNIST DiT only.",)
-    FUNCTION = "encode"
+    DIGIT_TOOLTIP = ("Digit class 0-9 to generate. 'none' gives the null (unconditional) class: use it as the "
+                     "negative for classifier-free guidance.")
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "digit": (DIGIT_CHOICES, {"default": "3", "tooltip": (
-                "Digit class 0-9 to generate. 'none' gives the null (unconditional) class: use it as the negative "
-                "for classifier-free guidance.")}),
-        }}
-
-    def encode(self, digit: str):
-        if digit not in DIGIT_CHOICES:
-            raise ValueError(f"digit must be one of {DIGIT_CHOICES}; got {digit!r}")
+    def conditioning(self, row: int) -> list:
         cond = load_mnist_dit_cond()
-        row = NULL_INDEX if digit == NULL_CHOICE else int(digit)
         context = cond["context"][row].float()[None].clone()
         pooled = cond["pooled"][row].float()[None].clone()
-        return ([[context, {"pooled_output": pooled}]],)
+        return [[context, {"pooled_output": pooled}]]
 
 
-class AdaptiveSkipMnistDiTDecode:
+class AdaptiveSkipMnistDiTDecode(LatentDecodeNode):
     """LATENT of the bundled MNIST DiT -> IMAGE, by inverting its exact space-to-depth latent map."""
 
     DESCRIPTION = ("Decodes latents of the bundled MNIST flow DiT (no VAE): an 8x8x16 latent is the 32x32 frame of "
                    "one 28x28 digit, shown as RGB and enlarged by nearest-neighbour upscaling.")
-    CATEGORY = CATEGORY
     SEARCH_ALIASES = ['demo', 'mnist', 'flow dit', 'decode']
-    RETURN_TYPES = ("IMAGE",)
     OUTPUT_TOOLTIPS = ("Images in [0, 1]: (B, 28*upscale, 28*upscale, 3) for 8x8 latents (the digit without its "
                        "2-pixel border); other latent sizes give the whole (4h x 4w) frame.",)
-    FUNCTION = "decode"
+    CHANNELS = 16
+    LATENT_SOURCE = " from the MNIST DiT"
+    SAMPLES_TOOLTIP = ("Latent sampled with the bundled MNIST DiT (16 channels); an EmptySD3LatentImage of 64x64 "
+                       "gives one digit.")
+    UPSCALE_DEFAULT, UPSCALE_MAX = 4, 32
+    UPSCALE_TOOLTIP = ("Nearest-neighbour enlargement factor; 4 shows a 28x28 digit as 112x112. 1 keeps the native "
+                       "size.")
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "samples": ("LATENT", {"tooltip": "Latent sampled with the bundled MNIST DiT (16 channels); an "
-                                              "EmptySD3LatentImage of 64x64 gives one digit."}),
-            "upscale": ("INT", {"default": 4, "min": 1, "max": 32, "step": 1, "tooltip": (
-                "Nearest-neighbour enlargement factor; 4 shows a 28x28 digit as 112x112. 1 keeps the native size.")}),
-        }}
-
-    def decode(self, samples: dict, upscale: int = 4):
-        if int(upscale) < 1:
-            raise ValueError(f"upscale must be an integer >= 1; got {upscale}")
-        latent = samples["samples"]
-        if latent.ndim != 4 or latent.shape[1] != 16:
-            raise ValueError("samples must be a 16-channel image latent (B, 16, h, w) from the MNIST DiT; got shape "
-                             f"{tuple(latent.shape)}")
+    def to_grey(self, latent: torch.Tensor) -> torch.Tensor:
         mean, std = _latent_constants()
         if tuple(latent.shape[-2:]) == (MNIST_LATENT, MNIST_LATENT):
-            grey = latent_to_mnist(latent.float().cpu(), mean, std)
-        else:
-            grey = latent_to_frames(latent.float().cpu(), mean, std)
-        if upscale > 1:
-            grey = grey.repeat_interleave(int(upscale), dim=2).repeat_interleave(int(upscale), dim=3)
-        return (grey[:, 0, :, :, None].expand(-1, -1, -1, 3).contiguous(),)
+            return latent_to_mnist(latent, mean, std)
+        return latent_to_frames(latent, mean, std)
 
 
 class AdaptiveSkipMnistDiTEncode:
