@@ -6,6 +6,7 @@ through COMFYUI_PATH, else ~/comfy/ComfyUI, else an enclosing ComfyUI/custom_nod
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import sys
 import tempfile
@@ -76,4 +77,17 @@ def _pack_in_custom_nodes(root: Path) -> Path:
     holder = Path(tempfile.mkdtemp(prefix="adaptive_skip_custom_nodes_"))
     link = holder / PACK_NAME
     link.symlink_to(PACK_ROOT, target_is_directory=True)
+    atexit.register(_remove_link, link, os.getpid())  # else every test run, script and subprocess leaves one
     return link
+
+
+def _remove_link(link: Path, owner: int) -> None:
+    """Remove the temp custom_nodes folder at exit of the process that made it (not of a forked child): the symlink
+    itself, never what it points to, then the folder, now empty."""
+    if os.getpid() != owner:
+        return
+    try:
+        link.unlink()
+        link.parent.rmdir()
+    except OSError:
+        pass
