@@ -15,12 +15,13 @@ wall time of sampling the held-out batch (best of --repeats). Writes a JSON of a
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -28,25 +29,81 @@ HERE = Path(__file__).resolve().parent
 PACK = HERE.parent
 sys.path.insert(0, str(HERE))
 import comfy_env  # noqa: E402
+import pack_loader  # noqa: E402
 
 sys.path.remove(str(HERE))
 DIT = "models/diffusion_models/adaptive_skip_mnist_dit.safetensors"
 COND = "models/adaptive_skip_mnist_dit_cond.safetensors"
 CLASSIFIER = "models/mnist_classifier.safetensors"
 HOLDOUT_SEED = 10_000
-
-
-def by_path(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+NEGATIVE_ROW = 10  # the tables' null class
 
 
 def conditioning(table: dict, classes: list[int]):
     ctx, pooled = table["context"][classes], table["pooled"][classes]
     return [[ctx, {"pooled_output": pooled}]]
+
+
+@dataclass
+class Study:
+    """What both architecture studies (this script and architecture_wall_time.py) set up: the pack's block-plan
+    modules, the MNIST DiT and its tables from `root`, the MNIST classifier, the held-out real digits and their
+    classifier features, and the sampler."""
+
+    pack: Any
+    bp: Any  # nodes.block_plan
+    search_node: Any  # nodes.architecture_search
+    core_plan: Any  # core.block_plan
+    plan_search: Any  # core.block_plan_search
+    frechet: Any  # core.frechet
+    mf: Any  # core/mnist_features.py of `root`
+    model: Any
+    table: dict
+    classifier: Any
+    held: Any  # held-out real digits (N, 28, 28) and their labels
+    held_labels: Any
+    real: torch.Tensor  # classifier features of every held-out digit
+    sampler: Any
+    model_sampling: Any
+    info: Any  # bp.model_blocks(model)
+    cfg: float
+
+    def runner(self, sigmas, count: int, first_seed: int, classes=range(10)):
+        """A PlanSampler of `count` seeds from `first_seed`, classes cycling through `classes`, negative null."""
+        classes = list(classes)
+        rows = [classes[i % len(classes)] for i in range(count)]
+        return self.search_node.PlanSampler(self.model, conditioning(self.table, rows),
+                                            conditioning(self.table, [NEGATIVE_ROW] * count),
+                                            {"samples": torch.zeros(1, 16, 8, 8)}, sigmas, self.sampler, self.cfg,
+                                            count, first_seed)
+
+    def digits(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.mf.latent_to_mnist(latent, float(self.table["latent_mean"]), float(self.table["latent_std"]))
+
+
+def load_study(root: Path, sampler_name: str, cfg: float) -> Study:
+    """Boot ComfyUI (progress bars off) and load everything a Study holds; `root` holds models/,
+    core/mnist_features.py and scripts/train_mnist_classifier.py (this tree, or another one)."""
+    _, _, pack = comfy_env.boot_comfyui()
+    import comfy.samplers
+    import comfy.sd
+    import comfy.utils
+    from safetensors.torch import load_file
+    comfy.utils.set_progress_bar_enabled(False)
+    mf = pack_loader.file_module("arch_mnist_features", root / "core" / "mnist_features.py")
+    split = pack_loader.file_module("arch_mnist_split", root / "scripts" / "train_mnist_classifier.py")
+    model = comfy.sd.load_diffusion_model(str(root / DIT))
+    classifier = mf.load_mnist_classifier(root / CLASSIFIER)
+    _, _, held, held_labels = split.mnist_split()
+    bp = pack_loader.pack_module("nodes.block_plan")
+    return Study(pack=pack, bp=bp, search_node=pack_loader.pack_module("nodes.architecture_search"),
+                 core_plan=pack_loader.pack_module("core.block_plan"),
+                 plan_search=pack_loader.pack_module("core.block_plan_search"),
+                 frechet=pack_loader.pack_module("core.frechet"), mf=mf, model=model,
+                 table=load_file(str(root / COND)), classifier=classifier, held=held, held_labels=held_labels,
+                 real=mf.mnist_features(classifier, torch.as_tensor(held)),
+                 sampler=comfy.samplers.sampler_object(sampler_name),
+                 model_sampling=model.get_model_object("model_sampling"), info=bp.model_blocks(model), cfg=cfg)
 
 
 def main(argv=None) -> int:
@@ -89,45 +146,16 @@ def main(argv=None) -> int:
         return 0
     torch.set_num_threads(1)
 
-    root = Path(args.root)
-    _, _, pack = comfy_env.boot_comfyui()
-    import comfy.samplers
-    import comfy.sd
-    import comfy.utils
-    from safetensors.torch import load_file
-    comfy.utils.set_progress_bar_enabled(False)
-    name = pack.__name__
-    bp = sys.modules[f"{name}.nodes.block_plan"]
-    search_node = sys.modules[f"{name}.nodes.architecture_search"]
-    core_plan = sys.modules[f"{name}.core.block_plan"]
-    plan_search = sys.modules[f"{name}.core.block_plan_search"]
-    frechet = sys.modules.get(f"{name}.core.frechet") or by_path("as_frechet", PACK / "core" / "frechet.py")
-    mf = by_path("as_mnist_features", root / "core" / "mnist_features.py")
-    split = by_path("as_mnist_split", root / "scripts" / "train_mnist_classifier.py")
-
-    model = comfy.sd.load_diffusion_model(str(root / DIT))
-    table = load_file(str(root / COND))
-    mean, std = float(table["latent_mean"]), float(table["latent_std"])
-    classifier = mf.load_mnist_classifier(root / CLASSIFIER)
-    _, _, held, _ = split.mnist_split()
-    real = mf.mnist_features(classifier, torch.as_tensor(held))
-    negative_row = 10
-    sampler = comfy.samplers.sampler_object(args.sampler)
-    ms = model.get_model_object("model_sampling")
-    info = bp.model_blocks(model)
-    print(f"model {info.identity}; blocks {len(info.blocks)}; real held-out digits {len(held)}")
-
-    def runner(sigmas, count: int, first_seed: int):
-        classes = [i % 10 for i in range(count)]
-        return search_node.PlanSampler(model, conditioning(table, classes), conditioning(table, [negative_row] * count),
-                                       {"samples": torch.zeros(1, 16, 8, 8)}, sigmas, sampler, args.cfg, count,
-                                       first_seed)
+    study = load_study(Path(args.root), args.sampler, args.cfg)
+    pack, bp, core_plan, plan_search = study.pack, study.bp, study.core_plan, study.plan_search
+    frechet, mf, classifier, real = study.frechet, study.mf, study.classifier, study.real
+    model, table, info = study.model, study.table, study.info
+    runner, digits, negative_row = study.runner, study.digits, NEGATIVE_ROW
+    print(f"model {info.identity}; blocks {len(info.blocks)}; real held-out digits {len(study.held)}")
 
     def sigmas_for(steps: int):
-        return comfy.samplers.calculate_sigmas(ms, args.scheduler, steps).float().cpu()
-
-    def digits(latent):
-        return mf.latent_to_mnist(latent, mean, std)
+        import comfy.samplers
+        return comfy.samplers.calculate_sigmas(study.model_sampling, args.scheduler, steps).float().cpu()
 
     reference = digits(runner(sigmas_for(args.reference_steps), args.eval, HOLDOUT_SEED).full())
     ref_fd = frechet.frechet(mf.mnist_features(classifier, reference), real)

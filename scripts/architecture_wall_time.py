@@ -37,7 +37,6 @@ HERE = Path(__file__).resolve().parent
 PACK = HERE.parent
 sys.path.insert(0, str(HERE))
 import architecture_report as report  # noqa: E402
-import comfy_env  # noqa: E402
 
 sys.path.remove(str(HERE))
 HOLDOUT_SEED = report.HOLDOUT_SEED
@@ -78,45 +77,17 @@ def main(argv=None) -> int:
         plot(data, out.with_suffix(".png"))
         return 0
     torch.set_num_threads(1)
-    _, _, pack = comfy_env.boot_comfyui()
-    import comfy.samplers
-    import comfy.sd
-    import comfy.utils
-    from safetensors.torch import load_file
-    comfy.utils.set_progress_bar_enabled(False)
-    name = pack.__name__
-    bp = sys.modules[f"{name}.nodes.block_plan"]
-    search_node = sys.modules[f"{name}.nodes.architecture_search"]
-    core_plan = sys.modules[f"{name}.core.block_plan"]
-    plan_search = sys.modules[f"{name}.core.block_plan_search"]
-    frechet = sys.modules.get(f"{name}.core.frechet") or report.by_path("aw_frechet", PACK / "core" / "frechet.py")
-    mf = report.by_path("aw_mnist_features", PACK / "core" / "mnist_features.py")
-    split = report.by_path("aw_mnist_split", PACK / "scripts" / "train_mnist_classifier.py")
-
-    model = comfy.sd.load_diffusion_model(str(PACK / report.DIT))
-    table = load_file(str(PACK / report.COND))
-    mean, std = float(table["latent_mean"]), float(table["latent_std"])
-    classifier = mf.load_mnist_classifier(PACK / report.CLASSIFIER)
-    _, _, held, held_labels = split.mnist_split()
-    real_all = mf.mnist_features(classifier, torch.as_tensor(held))
-    sampler = comfy.samplers.sampler_object(args.sampler)
-    ms = model.get_model_object("model_sampling")
-    info = bp.model_blocks(model)
+    study = report.load_study(PACK, args.sampler, args.cfg)
+    pack, bp, core_plan, plan_search = study.pack, study.bp, study.core_plan, study.plan_search
+    frechet, mf, classifier, real_all = study.frechet, study.mf, study.classifier, study.real
+    model, table, info = study.model, study.table, study.info
+    held, held_labels, runner, digits = study.held, study.held_labels, study.runner, study.digits
     nblocks = len(info.blocks)
     print(f"model {info.identity}; real held-out digits {len(held)}", flush=True)
 
-    def runner(sigmas, count: int, first_seed: int, classes=range(10)):
-        classes = list(classes)
-        rows = [classes[i % len(classes)] for i in range(count)]
-        return search_node.PlanSampler(model, report.conditioning(table, rows),
-                                       report.conditioning(table, [10] * count), {"samples": torch.zeros(1, 16, 8, 8)},
-                                       sigmas, sampler, args.cfg, count, first_seed)
-
     def simple(steps: int):
-        return comfy.samplers.calculate_sigmas(ms, "simple", steps).float().cpu()
-
-    def digits(latent):
-        return mf.latent_to_mnist(latent, mean, std)
+        import comfy.samplers
+        return comfy.samplers.calculate_sigmas(study.model_sampling, "simple", steps).float().cpu()
 
     def patched(plan):
         return model if plan is None else bp.apply_plans(model, [plan])

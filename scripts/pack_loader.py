@@ -5,7 +5,9 @@ top-level `nodes` and `utils`. So the pack is imported as a package under anothe
 - `core(name)`: the host-free core alone, as package `adaptive_skip_core` (no ComfyUI needed);
 - `pack_module(name)`: any module of the pack as ComfyUI loaded it from custom_nodes (boots ComfyUI first);
 - `bare_module(name)`: a module of the pack as package `adaptive_skip_pack` without running the pack's
-  `__init__` (which registers every node family): for the training scripts, which import ComfyUI themselves.
+  `__init__` (which registers every node family): for the training scripts, which import ComfyUI themselves;
+- `file_module(name, path)`: one self-contained file as module `name`, from this tree or another (the
+  architecture studies read another tree's core/mnist_features.py and MNIST split with it).
 Scripts find this file next to them; tests/conftest.py puts scripts/ on sys.path.
 """
 from __future__ import annotations
@@ -46,3 +48,13 @@ def bare_module(name: str):
         package.__path__ = [str(PACK_ROOT)]
         sys.modules[BARE_NAME] = package
     return importlib.import_module(f"{BARE_NAME}.{name}")
+
+
+def file_module(name: str, path: Path):
+    """The file at `path` (no relative imports) executed as module `name`, registered in sys.modules (dataclasses
+    look their module up there)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
