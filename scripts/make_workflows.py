@@ -30,6 +30,10 @@ import workflow_convert
 sys.path.remove(str(HERE))
 
 MODEL = "adaptive_skip_digits.safetensors"
+# The ComfyUI the shipped workflows are written on (the pinned host). The UI files list every node's outputs as the
+# host declares them, and stock nodes change there: on 0.33.0 SaveImage and PreviewImage have an IMAGE output and
+# PreviewAny a STRING one, none on 0.3.64. The API twins do not depend on it.
+WRITTEN_ON = "0.3.64"
 SKIP_DEFAULTS = {"threshold": 0.01, "max_consecutive_skips": 4, "warmup_steps": 4, "criterion": "official",
                  "reuse": "hold", "stride": 2, "target_calls": 0}
 

@@ -49,7 +49,10 @@ def test_ui_to_api_round_trip(host):
 def test_shipped_workflows_are_what_their_generators_write(host):
     """Every file in workflows/ (UI files and API twins) is byte for byte what scripts/make_workflows.py or
     scripts/make_autodiffusion_workflow.py writes today, so a changed builder or a node input appended without
-    regenerating fails here instead of drifting."""
+    regenerating fails here instead of drifting. On another ComfyUI than the one they are written on
+    (make_workflows.WRITTEN_ON) stock nodes may declare other outputs: there those are left out of the comparison
+    of the UI files, and everything else is still compared."""
+    import make_workflows
     written = {}
     for generator in GENERATORS:
         for path, text in importlib.import_module(generator).render_all(host.nodes.NODE_CLASS_MAPPINGS).items():
@@ -58,6 +61,16 @@ def test_shipped_workflows_are_what_their_generators_write(host):
     shipped = {p.relative_to(PACK_ROOT / "workflows").as_posix()
                for p in (PACK_ROOT / "workflows").rglob("*.json")}
     assert shipped == set(written), "every shipped workflow file comes from a generator, and every one is shipped"
+    pinned = importlib.import_module("comfyui_version").__version__ == make_workflows.WRITTEN_ON
     for path, (generator, text) in written.items():
-        assert (PACK_ROOT / "workflows" / path).read_text() == text, \
-            f"workflows/{path} differs from what its generator writes: run python scripts/{generator}.py"
+        have = (PACK_ROOT / "workflows" / path).read_text()
+        if not pinned and not path.startswith("api/"):
+            have, text = (_without_stock_outputs(json.loads(t), host.mappings) for t in (have, text))
+        assert have == text, f"workflows/{path} is not what its generator writes: run python scripts/{generator}.py"
+
+
+def _without_stock_outputs(ui: dict, pack_nodes: dict) -> dict:
+    for node in ui["nodes"]:
+        if node["type"] not in pack_nodes:
+            node.pop("outputs")
+    return ui
