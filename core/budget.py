@@ -45,7 +45,10 @@ EXTRAPOLATION_ORDER = 2  # p: quadratic in log σ
 # The axis of gaps and extrapolation: log σ for models whose sampler state is x0 + σ·ε (eps / v prediction, where
 # log σ is minus half the log-SNR), σ itself for flow models (x = (1 - σ)·x0 + σ·ε, whose velocity d is designed
 # to be smooth in σ = t, and where log σ crowds every call into the last few steps of the schedule).
-ABSCISSAE = ("log", "sigma")
+ABSCISSAE = ("log", "sigma", "index")
+PLACEMENTS = ("axis", "index", "front")  # regular gaps along the axis / in step index / in index, longer first
+PLACEMENT = "front"  # the budget mode's plan: whole-step gaps of the run's own schedule, the longer ones first
+SKIP_ABSCISSA = "index"  # and the axis its skipped calls are extrapolated along: the step index
 ADAPT_LIMIT = 1.0  # > 1: the error control may shorten a gap by this factor (measured worse, so off)
 
 # Order of accuracy of each ComfyUI sampler function (a property of the method; ComfyUI 0.3.64 defaults).
@@ -130,7 +133,7 @@ class BudgetController:
 
     def __init__(self, sigmas: Sequence[float], costs: Sequence[int], budget: int, warmup: int = 1,
                  space: str = "eps", adapt: float = ADAPT_LIMIT, order: int = EXTRAPOLATION_ORDER,
-                 abscissa: str = "log", forced: Sequence[bool] = ()) -> None:
+                 abscissa: str = "log", forced: Sequence[bool] = (), placement: str = "axis") -> None:
         self.sigmas = [float(s) for s in sigmas]
         self.costs = [int(c) for c in costs]
         if len(self.costs) != len(self.sigmas) - 1:
@@ -149,6 +152,11 @@ class BudgetController:
         self.budget, self.warmup, self.space, self.adapt, self.order = int(budget), int(warmup), space, adapt, order
         self.abscissa = abscissa
         self.lams = [self._at(s) for s in self.sigmas]
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+        self.placement = placement
+        # where each step sits for spacing the calls: along the axis, or at its step index (decreasing, like λ)
+        self.places = self.lams if placement == "axis" else [-float(i) for i in range(len(self.sigmas))]
         self.spent = 0
         self.computed: list[bool] = []
         self.estimates: list[float | None] = []  # per step: measured error (computed) or estimated (skipped)
@@ -196,10 +204,14 @@ class BudgetController:
         future = left / (free_cost / len(free))  # calls left, in steps of the mean cost
         if not end_paid:
             future += 1  # the forced call at `end` closes the last gap for free
-        gap = (self.lams[self._last] - self.lams[end]) / max(future, 1e-9)
+        at = self.places
+        gap = (at[self._last] - at[end]) / max(future, 1e-9)
+        if self.placement == "front":
+            # whole steps: the next gap is the longest the rest needs, so the gaps that divide unevenly come first
+            return step - self._last >= math.ceil(gap - 1e-9)
         gap *= self._factor()
-        gone = self.lams[self._last] - self.lams[step]
-        half = 0.5 * (self.lams[step] - self.lams[step + 1]) if math.isfinite(self.lams[step + 1]) else 0.0
+        gone = at[self._last] - at[step]
+        half = 0.5 * (at[step] - at[step + 1]) if math.isfinite(at[step + 1]) else 0.0
         return gone + half >= gap
 
     def _factor(self) -> float:
@@ -216,6 +228,12 @@ class BudgetController:
         """Where σ sits on the axis gaps are regular in and extrapolation runs along."""
         if self.abscissa == "sigma":
             return sigma
+        if self.abscissa == "index":  # minus the (fractional) step index of σ in the run's schedule
+            sig = self.sigmas
+            for i in range(len(sig) - 1):
+                if sig[i] >= sigma >= sig[i + 1]:
+                    return -(i + (sig[i] - sigma) / (sig[i] - sig[i + 1]) if sig[i] > sig[i + 1] else i)
+            return -0.0 if sigma > sig[0] else -float(len(sig) - 1)
         return math.log(sigma) if sigma > 0 else -math.inf
 
     # --- caching and predicting ---
