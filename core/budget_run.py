@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .budget import (BROWNIAN_TREE, PLACEMENT, SKIP_ABSCISSA, BudgetController, budget_calls, choose_mode,
-                     resampled_steps)
+                     gap_ratio, plan_for, resampled_steps)
 from .config import SkipConfig
 from .skip_path import SkipPath
 
@@ -67,6 +67,8 @@ class BudgetChoice:
     note: str
     axis: str = "log"  # the axis a resampled schedule is interpolated along (abscissa_for)
     forced: tuple[bool, ...] = ()  # per step of `sigmas`: outside the start/end window, so it always calls
+    placement: str = PLACEMENT  # skip: how the calls are spaced (core/budget.plan_for) ...
+    abscissa: str = SKIP_ABSCISSA  # ... and what skipped calls are extrapolated along
 
 
 def window_span(config: SkipConfig, sigmas: Sequence[float]) -> tuple[int, int]:
@@ -132,10 +134,18 @@ def choose(config: SkipConfig, function_name: str, sigmas: Sequence[float],
                             note, axis, forced)
     forced = tuple(not (first <= i < end) for i in range(steps))
     outside = f", plus the {outside_calls} calls of the steps outside it" if outside_calls else ""
-    placed = "at regular whole-step gaps" if config.windowed else gap_words(inside, budget)
+    placement, abscissa = plan_for(sigmas[first:end + 1], budget, axis)
+    if placement == "axis":
+        where = "log σ" if axis == "log" else "σ"
+        placed = (f"at regular {where} gaps (the schedule's steps are uneven along {where}: the plan's gaps would "
+                  f"differ {gap_ratio(sigmas[first:end + 1], budget, axis):.1f}x)")
+        along = where
+    else:
+        placed = "at regular whole-step gaps" if config.windowed else gap_words(inside, budget)
+        along = "the step index"
     note = (f"{speed}: {budget} model calls{window} {placed}{outside}, skipped calls "
-            f"extrapolated quadratically in the step index ({why})")
-    return BudgetChoice("skip", budget + outside_calls, sigmas, full_calls, note, axis, forced)
+            f"extrapolated quadratically in {along} ({why})")
+    return BudgetChoice("skip", budget + outside_calls, sigmas, full_calls, note, axis, forced, placement, abscissa)
 
 
 def gap_words(steps: int, calls: int) -> str:
@@ -155,14 +165,15 @@ class BudgetSkipController:
     """The SkipController interface over core/budget.BudgetController, recording a SKIP_PATH of kind "budget"."""
 
     def __init__(self, config: SkipConfig, sigmas: Sequence[float], costs: Sequence[int], budget: int,
-                 space: str = "eps", forced: Sequence[bool] = ()) -> None:
+                 space: str = "eps", forced: Sequence[bool] = (), placement: str = PLACEMENT,
+                 abscissa: str = SKIP_ABSCISSA) -> None:
         self.config = config
         self.total_steps = len(sigmas) - 1
         # no warm-up beyond the first call: regular gaps from step 0 (a 4-call warm-up measured 4-14 dB worse at
         # 8-10 calls of 20 steps, since it bunches calls where d barely changes); warmup_steps is not read. The
-        # plan and the extrapolation axis are core/budget's PLACEMENT and SKIP_ABSCISSA, on every model family
-        self.inner = BudgetController(sigmas, costs, budget, warmup=1, space=space, abscissa=SKIP_ABSCISSA,
-                                      forced=forced, placement=PLACEMENT)
+        # plan and the extrapolation axis come from core/budget.plan_for (BudgetChoice.placement / abscissa)
+        self.inner = BudgetController(sigmas, costs, budget, warmup=1, space=space, abscissa=abscissa,
+                                      forced=forced, placement=placement)
         used = dataclasses.replace(config, reuse="quadratic")  # what skipped calls get, whatever `reuse` says
         self.path = SkipPath(sigmas=[float(s) for s in sigmas], config=used, kind="budget", space=space)
         self.path.estimator = self.inner.estimates  # filled as the run goes (measured errors land after decide)

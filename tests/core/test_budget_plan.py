@@ -113,6 +113,7 @@ def test_the_pack_controller_runs_the_front_plan_along_the_step_index():
     assert choice.budget == 17 and "every 3rd step, the first gap 4" in choice.note
     assert "extrapolated quadratically in the step index" in choice.note
     ctl = BudgetSkipController(cfg, sig, [1] * 50, choice.budget)
+    assert (choice.placement, choice.abscissa) == ("front", "index")
     assert ctl.inner.placement == "front" and ctl.inner.abscissa == "index"
     x = torch.zeros(1, 2)
     for i, s in enumerate(sig[:-1]):
@@ -142,3 +143,38 @@ def test_gap_words_describe_the_front_plan(steps, calls, words):
 def test_bad_placement_names_itself():
     with pytest.raises(ValueError, match="placement"):
         BudgetController(karras(10), [1] * 10, 4, placement="even")
+
+
+def test_front_plan_matches_what_the_controller_calls():
+    from adaptive_skip_core.budget import front_plan
+    sig = karras(50)
+    for calls in (2, 13, 17, 20, 25, 49, 50):
+        ctl = BudgetController(sig, [1] * 50, calls, placement="front", abscissa="index")
+        _, made = drive(ctl, sig, lambda i, s: torch.ones(1, 2, dtype=torch.float64))
+        assert made == front_plan(50, calls), calls
+
+
+def uneven_end(n: int = 50) -> list[float]:
+    """Even in log σ except the last step, which spans 17 steps' worth (ddim_uniform on an eps model looks so)."""
+    return [math.exp(2.5 - 0.07 * i) for i in range(n - 1)] + [math.exp(2.5 - 0.07 * (n - 2) - 1.2), 0.0]
+
+
+def test_plan_is_front_where_the_schedule_is_smooth_along_the_axis_and_regular_along_it_where_not():
+    from adaptive_skip_core.budget import SMOOTH_LIMIT, gap_ratio, plan_for
+    for calls in (13, 17, 20, 25):
+        assert gap_ratio(karras(50), calls, "log") < 1.5 and plan_for(karras(50), calls, "log") == ("front", "index")
+        assert gap_ratio(flow_simple(50), calls, "sigma") < 1.5
+        assert gap_ratio(uneven_end(), calls, "log") > SMOOTH_LIMIT
+        assert plan_for(uneven_end(), calls, "log") == ("axis", "log")
+    cfg = SkipConfig(criterion="budget", speedup=3.85)
+    choice = choose(cfg, "sample_euler", uneven_end(), lambda i, s: 1)
+    assert (choice.placement, choice.abscissa) == ("axis", "log")
+    assert "at regular log σ gaps (the schedule's steps are uneven along log σ" in choice.note
+    ctl = BudgetSkipController(cfg, uneven_end(), [1] * 50, choice.budget, placement=choice.placement,
+                               abscissa=choice.abscissa)
+    x = torch.zeros(1, 2)
+    for i, s in enumerate(uneven_end()[:-1]):
+        if ctl.decide(i, x, s):
+            ctl.store(x, x * 0.5, s)
+    calls = [i for i, c in enumerate(ctl.path.computed) if c]
+    assert len(calls) == 13 and calls[-2:] == [48, 49]  # regular log σ gaps: the long last step gets its own call
