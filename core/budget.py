@@ -21,6 +21,11 @@ Why this rule (measured with scripts/bench/budget_study.py and budget_grid.py; f
   60.7 against 59.9 / 61.3 at 13 / 17 calls). The uneven gaps go first because the first gaps extrapolate from
   one or two nodes anyway and the output is the last step's D; putting the longer gap last (plain index spacing)
   lost 3.6 dB on flow dpmpp_2m at 25 calls.
+- The front plan needs a schedule that is smooth along the family's axis (log σ; σ for flow models). Digits'
+  ddim_uniform ends in steps that jump in log σ (…, -1.6, -2.0, -3.2) and lost 10-14 dB with it (43.8 / 48.8 / 57.2
+  vs 57.5 / 60.0 / 64.1 dB at 13 / 17 / 25 calls); the plan's consecutive gaps measured along the axis differ 4.0-4.2x
+  there, 1.2-1.45x on karras and on the DiT's simple / ddim_uniform. Above SMOOTH_LIMIT (2.5) the run keeps regular
+  gaps along the axis (plan_for).
 - Re-gridding was measured and rejected: running the user's scheduler (or the run's schedule interpolated) at
   M = (N - 1)·k + 1 steps with a call every k-th step makes every gap exactly k, but an M-step grid is itself only
   59 dB (flow, the scheduler's σ_min moves with the step count) or 62.7 dB (digits, whose eps model quantises its
