@@ -73,7 +73,7 @@ SKIP_ABSCISSA = "index"  # and the axis its skipped calls are extrapolated along
 # The front plan needs a schedule that is smooth along the model family's axis: where two consecutive gaps of the plan
 # differ in length along the axis by more than this factor, the step index is not a smooth variable for d, and the
 # calls go at regular gaps along the axis instead (measured: digits ddim_uniform, whose last step spans 1.2 in log σ
-# against 0.07 at the start, has gap ratios 4.0-4.2 and lost 10-14 dB with the front plan; karras on digits and
+# against 0.07-0.11 for the others, has gap ratios 4.0-4.2 and lost 10-14 dB with the front plan; karras on digits and
 # simple / ddim_uniform on the flow DiT have 1.2-1.45 and gained)
 SMOOTH_LIMIT = 2.5
 
