@@ -7,15 +7,36 @@ Why this rule (measured with scripts/bench/budget_study.py and budget_grid.py; f
   grid (skipped grid steps cost no call). Against the sampler's full-step output only the coarse scheme's error
   remains; running fewer steps instead leaves the sampler's order q on the coarse grid. So skipping pays exactly
   when p + 1 > q. Holding d (p = 0) gives order 1: it can never beat fewer steps, which is what was measured.
-- λ is log σ for eps / v models and σ itself for flow models (core/budget_run.abscissa_for).
-- p = 2 (quadratic): order 3 beats euler/ddim (q = 1) and dpmpp_2m (q = 2). p = 3 was measured worse (its
-  extrapolation weights grow and the AB4-like scheme's stability region shrinks), so 4th/3rd-order samplers
-  (ipndm, lms, deis, uni_pc) run on the resampled schedule instead.
-- Polynomial extrapolation is best conditioned on equally spaced nodes, so calls get regular gaps in λ (the
-  variable the extrapolation uses); the last grid step always calls the model (the output is its D).
-- No warm-up beyond the first call: consecutive warm-up calls are an irregular gap pattern too. At 20 steps a
-  4-call warm-up lost to the first-call-only plan by 4-14 dB (euler 8/10 calls: 32.9/39.4 vs 40.6/53.3 dB;
-  dpmpp_2m 8 calls: 27.4 vs 37.4, below fewer steps' 31.2).
+- The plan (session 3): calls at whole-step gaps of the run's own schedule, every gap q or q + 1 steps with the
+  q + 1 gaps first (steps - 1 = q·(N - 1) + r), and skipped calls extrapolated along the step index. Regular gaps
+  condition the extrapolation best, and with the extrapolation along the index the nodes are exactly evenly spaced,
+  so its weights are those of a constant-step scheme; the nodes follow the user's scheduler's own density (what N
+  steps of it would use). Measured on the flow DiT and digits (8 seeds, budget − (a) against the 50-step output at
+  13 / 17 / 20 / 25 calls), this beat the previous plan (regular gaps in log σ, σ on flow models) on both models:
+  flow dpmpp_2m +5.6 / +5.6 / +6.0 / +2.6 dB (was +4.2 / −0.8 / +3.2 / +3.8), euler +9.1 / +10.7 / … / +9.0 (was
+  +5.9 / +2.1 / +3.8 / +7.4), deis and ipndm at 17 calls +5.5 / +5.7 (were −1.4 / −1.7); digits dpmpp_2m 60.1 / 61.4
+  / 62.3 / 66.5 dB (was 55.4 / 59.8 / 63.0 / 63.1). Regular gaps in λ snap to uneven step patterns (flow, 17 calls:
+  gaps 8,6,5,5,4,3,3,2,2,2,2,2,1,1,2,1). Extrapolating along σ (DiT) or log σ (digits) instead of the index with the
+  same plan was 0-2 dB worse in every cell measured (flow dpmpp_2m +3.6 / +4.2 / +5.0 / +2.1; digits deis 57.9 /
+  60.7 against 59.9 / 61.3 at 13 / 17 calls). The uneven gaps go first because the first gaps extrapolate from
+  one or two nodes anyway and the output is the last step's D; putting the longer gap last (plain index spacing)
+  lost 3.6 dB on flow dpmpp_2m at 25 calls.
+- The front plan needs a schedule that is smooth along the family's axis (log σ; σ for flow models). Digits'
+  ddim_uniform ends in steps that jump in log σ (…, -1.6, -2.0, -3.2) and lost 10-14 dB with it (43.8 / 48.8 / 57.2
+  vs 57.5 / 60.0 / 64.1 dB at 13 / 17 / 25 calls); the plan's consecutive gaps measured along the axis differ 4.0-4.2x
+  there, 1.2-1.45x on karras and on the DiT's simple / ddim_uniform. Above SMOOTH_LIMIT (2.5) the run keeps regular
+  gaps along the axis (plan_for).
+- Re-gridding was measured and rejected: running the user's scheduler (or the run's schedule interpolated) at
+  M = (N - 1)·k + 1 steps with a call every k-th step makes every gap exactly k, but an M-step grid is itself only
+  59 dB (flow, the scheduler's σ_min moves with the step count) or 62.7 dB (digits, whose eps model quantises its
+  timestep) from the 50-step output, and cost 1.4-4.9 dB on digits at 17-25 calls; on the DiT it gained at 17 calls
+  (+3.3 dB over (a) for dpmpp_2m) but stayed below the front plan (+5.6).
+- Choosing the order per gap by a back-test (quadratic or linear, whichever predicted the last call better) picked
+  linear 57-67 % of the time and lost 3-8 dB on digits (dpmpp_2m 53.1 / 58.6 at 13 / 17 calls against 60.1 / 61.4).
+  Linear alone is close on the DiT (dpmpp_2m +5.3 / +5.9 / +7.6 / +2.9) but loses 1-5 dB on digits, and linear
+  skipping on dpmpp_2m is coarse 2M (analytic mixture, 40.8 vs 40.8 dB): the order stays 2.
+- BudgetController still offers gaps regular along the axis (placement "axis", the default of the class) with
+  λ = log σ for eps / v models and σ for flow models (core/budget_run.abscissa_for); the resample uses that axis.
 - Placing calls by a local error estimate was tried and measured worse: step-size control on the error measured at
   each call (real d against the prediction the skipped steps used; h ∝ (c̄ / c)^(1/(p+1)) on c = e / h^(p+1)) lost
   8-14 dB to regular gaps on an analytic mixture and tied them on the digits model, and choosing the order per
@@ -41,11 +62,52 @@ import torch
 from .reuse_modes import lagrange_weights
 from .sampler_steps import NOISE_INJECTING
 
-EXTRAPOLATION_ORDER = 2  # p: quadratic in log σ
+EXTRAPOLATION_ORDER = 2  # p: quadratic
 # The axis of gaps and extrapolation: log σ for models whose sampler state is x0 + σ·ε (eps / v prediction, where
 # log σ is minus half the log-SNR), σ itself for flow models (x = (1 - σ)·x0 + σ·ε, whose velocity d is designed
 # to be smooth in σ = t, and where log σ crowds every call into the last few steps of the schedule).
-ABSCISSAE = ("log", "sigma")
+ABSCISSAE = ("log", "sigma", "index")
+PLACEMENTS = ("axis", "index", "front")  # regular gaps along the axis / in step index / in index, longer first
+PLACEMENT = "front"  # the budget mode's plan: whole-step gaps of the run's own schedule, the longer ones first
+SKIP_ABSCISSA = "index"  # and the axis its skipped calls are extrapolated along: the step index
+# The front plan needs a schedule that is smooth along the model family's axis: where two consecutive gaps of the plan
+# differ in length along the axis by more than this factor, the step index is not a smooth variable for d, and the
+# calls go at regular gaps along the axis instead (measured: digits ddim_uniform, whose last step spans 1.2 in log σ
+# against 0.07-0.11 for the others, has gap ratios 4.0-4.2 and lost 10-14 dB with the front plan; karras on digits and
+# simple / ddim_uniform on the flow DiT have 1.2-1.45 and gained)
+SMOOTH_LIMIT = 2.5
+
+
+def front_plan(steps: int, calls: int) -> list[int]:
+    """The steps the front placement calls when `calls` of `steps` steps are free: gaps of q + 1 steps first, then q."""
+    if calls >= steps:
+        return list(range(steps))
+    if calls <= 1:
+        return [0]
+    q, r = divmod(steps - 1, calls - 1)
+    out = [0]
+    for j in range(calls - 1):
+        out.append(out[-1] + (q + 1 if j < r else q))
+    return out
+
+
+def gap_ratio(sigmas: Sequence[float], calls: int, axis: str) -> float:
+    """Largest ratio of the lengths along `axis` ("log" σ or "sigma") of two consecutive gaps of the front plan
+    over the nonzero σ of `sigmas` (1 for fewer than two gaps)."""
+    body = [float(s) for s in sigmas if s > 0]
+    plan = front_plan(len(body), calls)
+    at = [math.log(body[i]) if axis == "log" else body[i] for i in plan]
+    lengths = [a - b for a, b in zip(at, at[1:])]
+    ratios = [max(a / b, b / a) if a > 0 and b > 0 else math.inf for a, b in zip(lengths, lengths[1:])]
+    return max(ratios, default=1.0)
+
+
+def plan_for(sigmas: Sequence[float], calls: int, axis: str) -> tuple[str, str]:
+    """(placement, abscissa) of the budget mode for a run: the front plan along the step index where the schedule is
+    smooth along `axis` (gap_ratio <= SMOOTH_LIMIT), else regular gaps along the axis."""
+    if gap_ratio(sigmas, calls, axis) <= SMOOTH_LIMIT:
+        return PLACEMENT, SKIP_ABSCISSA
+    return "axis", axis
 ADAPT_LIMIT = 1.0  # > 1: the error control may shorten a gap by this factor (measured worse, so off)
 
 # Order of accuracy of each ComfyUI sampler function (a property of the method; ComfyUI 0.3.64 defaults).
@@ -118,19 +180,22 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 class BudgetController:
     """Spends `budget` model calls over a run, re-planning the gaps after each call; serves skipped calls from d
-    (or D for noise-injecting samplers) extrapolated quadratically in log σ. O(4) cached tensors.
+    (or D for noise-injecting samplers) extrapolated quadratically along `abscissa`. O(4) cached tensors.
 
     Args:
         sigmas: the run's schedule (steps + 1 values). costs: model calls each step makes when computed.
         budget: model calls to spend, warm-up included. warmup: leading steps that always call.
         space: "eps" (d) or "denoised" (D). adapt: largest stretch/shrink of a gap (1 keeps them regular).
+        abscissa: what skipped calls are extrapolated along ("log" σ, "sigma", or the step "index").
+        placement: "axis" (regular gaps along the abscissa), "index" (regular in step index) or "front" (whole-step
+            gaps differing by at most one step, the longer ones first: the budget mode's plan).
         forced: per step, True where the step always calls (outside the start/end window); their calls are part of
             `budget`, and the rest of it is spread at regular gaps over the steps that are free to skip.
     """
 
     def __init__(self, sigmas: Sequence[float], costs: Sequence[int], budget: int, warmup: int = 1,
                  space: str = "eps", adapt: float = ADAPT_LIMIT, order: int = EXTRAPOLATION_ORDER,
-                 abscissa: str = "log", forced: Sequence[bool] = ()) -> None:
+                 abscissa: str = "log", forced: Sequence[bool] = (), placement: str = "axis") -> None:
         self.sigmas = [float(s) for s in sigmas]
         self.costs = [int(c) for c in costs]
         if len(self.costs) != len(self.sigmas) - 1:
@@ -149,6 +214,11 @@ class BudgetController:
         self.budget, self.warmup, self.space, self.adapt, self.order = int(budget), int(warmup), space, adapt, order
         self.abscissa = abscissa
         self.lams = [self._at(s) for s in self.sigmas]
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+        self.placement = placement
+        # where each step sits for spacing the calls: along the axis, or at its step index (decreasing, like λ)
+        self.places = self.lams if placement == "axis" else [-float(i) for i in range(len(self.sigmas))]
         self.spent = 0
         self.computed: list[bool] = []
         self.estimates: list[float | None] = []  # per step: measured error (computed) or estimated (skipped)
@@ -196,10 +266,14 @@ class BudgetController:
         future = left / (free_cost / len(free))  # calls left, in steps of the mean cost
         if not end_paid:
             future += 1  # the forced call at `end` closes the last gap for free
-        gap = (self.lams[self._last] - self.lams[end]) / max(future, 1e-9)
+        at = self.places
+        gap = (at[self._last] - at[end]) / max(future, 1e-9)
+        if self.placement == "front":
+            # whole steps: the next gap is the longest the rest needs, so the gaps that divide unevenly come first
+            return step - self._last >= math.ceil(gap - 1e-9)
         gap *= self._factor()
-        gone = self.lams[self._last] - self.lams[step]
-        half = 0.5 * (self.lams[step] - self.lams[step + 1]) if math.isfinite(self.lams[step + 1]) else 0.0
+        gone = at[self._last] - at[step]
+        half = 0.5 * (at[step] - at[step + 1]) if math.isfinite(at[step + 1]) else 0.0
         return gone + half >= gap
 
     def _factor(self) -> float:
@@ -216,6 +290,12 @@ class BudgetController:
         """Where σ sits on the axis gaps are regular in and extrapolation runs along."""
         if self.abscissa == "sigma":
             return sigma
+        if self.abscissa == "index":  # minus the (fractional) step index of σ in the run's schedule
+            sig = self.sigmas
+            for i in range(len(sig) - 1):
+                if sig[i] >= sigma >= sig[i + 1]:
+                    return -(i + (sig[i] - sigma) / (sig[i] - sig[i + 1]) if sig[i] > sig[i + 1] else i)
+            return -0.0 if sigma > sig[0] else -float(len(sig) - 1)
         return math.log(sigma) if sigma > 0 else -math.inf
 
     # --- caching and predicting ---

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .budget import BROWNIAN_TREE, BudgetController, budget_calls, choose_mode, resampled_steps
+from .budget import (BROWNIAN_TREE, PLACEMENT, SKIP_ABSCISSA, BudgetController, budget_calls, choose_mode,
+                     gap_ratio, plan_for, resampled_steps)
 from .config import SkipConfig
 from .skip_path import SkipPath
 
@@ -64,8 +65,10 @@ class BudgetChoice:
     sigmas: list[float]  # the schedule the sampler runs (resampled, or the run's own)
     full_calls: int  # calls the unpatched run would make
     note: str
-    axis: str = "log"  # the axis gaps, extrapolation and resampling use (abscissa_for)
+    axis: str = "log"  # the axis a resampled schedule is interpolated along (abscissa_for)
     forced: tuple[bool, ...] = ()  # per step of `sigmas`: outside the start/end window, so it always calls
+    placement: str = PLACEMENT  # skip: how the calls are spaced (core/budget.plan_for) ...
+    abscissa: str = SKIP_ABSCISSA  # ... and what skipped calls are extrapolated along
 
 
 def window_span(config: SkipConfig, sigmas: Sequence[float]) -> tuple[int, int]:
@@ -129,25 +132,48 @@ def choose(config: SkipConfig, function_name: str, sigmas: Sequence[float],
         note = (f"{speed}: ran {new_steps} of {steps} steps ({n} {how}{window}) ({why})")
         return BudgetChoice("resample", sum(calls_in_step(i, new) for i in range(new_steps)), new, full_calls,
                             note, axis, forced)
-    where = "log σ" if axis == "log" else "σ"
     forced = tuple(not (first <= i < end) for i in range(steps))
     outside = f", plus the {outside_calls} calls of the steps outside it" if outside_calls else ""
-    note = (f"{speed}: {budget} model calls{window} at regular {where} gaps{outside}, skipped calls "
-            f"extrapolated quadratically in {where} ({why})")
-    return BudgetChoice("skip", budget + outside_calls, sigmas, full_calls, note, axis, forced)
+    placement, abscissa = plan_for(sigmas[first:end + 1], budget, axis)
+    if placement == "axis":
+        where = "log σ" if axis == "log" else "σ"
+        placed = (f"at regular {where} gaps (the schedule's steps are uneven along {where}: the plan's gaps would "
+                  f"differ {gap_ratio(sigmas[first:end + 1], budget, axis):.1f}x)")
+        along = where
+    else:
+        placed = "at regular whole-step gaps" if config.windowed else gap_words(inside, budget)
+        along = "the step index"
+    note = (f"{speed}: {budget} model calls{window} {placed}{outside}, skipped calls "
+            f"extrapolated quadratically in {along} ({why})")
+    return BudgetChoice("skip", budget + outside_calls, sigmas, full_calls, note, axis, forced, placement, abscissa)
+
+
+def gap_words(steps: int, calls: int) -> str:
+    """How `calls` calls sit on `steps` steps under the front placement, for the log line ("every 3rd step, the
+    first gap 4")."""
+    if calls >= steps:
+        return "on every step"
+    if calls <= 1:
+        return "on the first step"
+    gaps, rest = divmod(steps - 1, calls - 1)
+    ordinal = {1: "", 2: "2nd ", 3: "3rd "}.get(gaps, f"{gaps}th ")
+    longer = "" if not rest else (f", the first gap {gaps + 1}" if rest == 1 else f", the first {rest} gaps {gaps + 1}")
+    return f"every {ordinal}step{longer}"
 
 
 class BudgetSkipController:
     """The SkipController interface over core/budget.BudgetController, recording a SKIP_PATH of kind "budget"."""
 
     def __init__(self, config: SkipConfig, sigmas: Sequence[float], costs: Sequence[int], budget: int,
-                 space: str = "eps", abscissa: str = "log", forced: Sequence[bool] = ()) -> None:
+                 space: str = "eps", forced: Sequence[bool] = (), placement: str = PLACEMENT,
+                 abscissa: str = SKIP_ABSCISSA) -> None:
         self.config = config
         self.total_steps = len(sigmas) - 1
         # no warm-up beyond the first call: regular gaps from step 0 (a 4-call warm-up measured 4-14 dB worse at
-        # 8-10 calls of 20 steps, since it bunches calls where d barely changes); warmup_steps is not read
+        # 8-10 calls of 20 steps, since it bunches calls where d barely changes); warmup_steps is not read. The
+        # plan and the extrapolation axis come from core/budget.plan_for (BudgetChoice.placement / abscissa)
         self.inner = BudgetController(sigmas, costs, budget, warmup=1, space=space, abscissa=abscissa,
-                                      forced=forced)
+                                      forced=forced, placement=placement)
         used = dataclasses.replace(config, reuse="quadratic")  # what skipped calls get, whatever `reuse` says
         self.path = SkipPath(sigmas=[float(s) for s in sigmas], config=used, kind="budget", space=space)
         self.path.estimator = self.inner.estimates  # filled as the run goes (measured errors land after decide)

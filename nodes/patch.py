@@ -239,8 +239,8 @@ def _controllers_for(state: RunState, batch: int, scheduler: str) -> list[SkipCo
         # one plan for the whole batch: every call serves every image, so per-image plans would overspend
         costs = [state.calls_in_step(i, state.sigmas) for i in range(len(state.sigmas) - 1)]
         budget = BudgetSkipController(state.config, state.sigmas, costs, state.budget.budget,
-                                      reuse_space(state.function_name, "quadratic"),
-                                      state.budget.axis, state.budget.forced)
+                                      reuse_space(state.function_name, "quadratic"), state.budget.forced,
+                                      state.budget.placement, state.budget.abscissa)
         budget.path.sampler, budget.path.scheduler = state.function_name.removeprefix("sample_"), scheduler
         return [budget]
     count = batch if state.config.per_sample else 1

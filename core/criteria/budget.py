@@ -1,4 +1,4 @@
-"""The "budget" rule: spend round(steps / speedup) model calls at regular log-σ gaps (core/budget.py), or run the
+"""The "budget" rule: spend round(steps / speedup) model calls at regular whole-step gaps (core/budget.py), or run the
 sampler on its schedule resampled to that many calls where skipping cannot beat fewer steps (core/budget_run.py).
 The per-run decisions are made by core/budget_run.BudgetSkipController, which the patch builds for this rule."""
 from __future__ import annotations

@@ -45,6 +45,7 @@ class Env:
         from bench import models as M
         self.M = M
         self.cfg = cfg
+        self.model_name = model_name
         if model_name == "digits":
             model, emb, _decode = M.load_digits_model("bundled")
             self.positive, self.negative, self.latent, self.noise, _ = M.digits_inputs(emb, seeds, 32)
