@@ -58,6 +58,7 @@ class JointConfig:
     generations: int = 12
     budget: int | None = None
     seed: int = 0
+    space: str = "steps"
 
     def __post_init__(self):
         object.__setattr__(self, "samplers", tuple((str(n), int(s), int(c)) for n, s, c in self.samplers))
@@ -76,7 +77,7 @@ class JointConfig:
                          mutation_prob=self.mutation_prob, crossover_fraction=self.crossover_fraction,
                          generations=self.generations, budget=self.budget, grid=False, seed=self.seed,
                          samplers=tuple((n, s, c * self.num_seeds) for n, s, c in self.samplers),
-                         sampler_mutation_prob=self.sampler_mutation_prob)
+                         sampler_mutation_prob=self.sampler_mutation_prob, space=self.space)
 
     def steps_of(self, sampler: str) -> int:
         return next(s for n, s, _ in self.samplers if n == sampler)

@@ -33,6 +33,8 @@ GRID_POWERS = (0.5, 0.75, 1.0, 1.5)
 GRID_LAST = (0.0, 0.2, 0.4)
 # Settings that may change when a saved search is resumed (they extend or shorten it, not change its course).
 RESUMABLE_CHANGES = ("generations", "budget")
+# What the search varies: every σ (steps) or a 2-parameter monotone warp of the seeds (warp, core/schedule_warp.py).
+SPACES = ("steps", "warp")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class EvoConfig:
     smooth schedules (GRID_POWERS x GRID_LAST) to the first generation, next to the seeds, so the search starts from
     big and small first steps and from several last σ, not only from the built-ins' shapes.
 
+    `space` "warp" searches warps of the seeds instead of every σ (core/schedule_warp.py, WarpSearch).
     `samplers`, when given, is the sampler gene: (name, steps, cost of one candidate in budget units) per sampler,
     `steps` the most of them (calls_per_candidate is then unused); `sampler_mutation_prob` is the chance that a
     mutated child switches sampler."""
@@ -79,6 +82,7 @@ class EvoConfig:
     seed: int = 0
     samplers: tuple[tuple[str, int, int], ...] = ()
     sampler_mutation_prob: float = 0.25
+    space: str = "steps"
 
     def __post_init__(self):
         def need(ok: bool, message: str):
@@ -102,6 +106,7 @@ class EvoConfig:
         need(self.budget is None or self.budget >= 0, f"budget must be >= 0 model calls or None, got {self.budget}")
         need(0.0 <= self.sampler_mutation_prob <= 1.0,
              f"sampler_mutation_prob must be in [0, 1], got {self.sampler_mutation_prob}")
+        need(self.space in SPACES, f"space must be one of {SPACES}, got {self.space!r}")
         if self.samplers:
             names = [n for n, _, _ in self.samplers]
             need(len(set(names)) == len(names), f"a sampler is listed twice: {names}")
