@@ -16,7 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .schedule_search import EvoConfig, EvoSearch, JointState, SamplerSchedule, resample_logs
+from .schedule_search import (
+    EvoConfig,
+    EvoSearch,
+    JointState,
+    SamplerSchedule,
+    resample_logs,
+)
 
 __all__ = ["AUTO", "DETERMINISTIC_SAMPLERS", "JointConfig", "JointSearch", "JointState", "SamplerSchedule",
            "resample_logs", "steps_within"]

@@ -47,10 +47,11 @@ class SearchSettings:
     validation_seeds: int
     fitness: str = DEFAULT_FITNESS  # Fitness.identity
     samplers: tuple = ()  # sampler_name auto: the (name, steps, calls) genes searched
+    search_space: str = "steps"  # core.schedule_search.SPACES
 
     def key_parts(self) -> dict:
-        """The settings as cache-key parts. The default fitness (under its old name too) and an empty sampler
-        set are left out, so their keys are the ones saved before those joined the settings (saved records and the
+        """The settings as cache-key parts. The default fitness (under its old name too), an empty sampler
+        set and the default search space are left out, so their keys are the ones saved before those joined the settings (saved records and the
         shipped cache keep hitting); any other fitness's identity is in the key, so it is never served the
         default's result."""
         parts = asdict(self)
@@ -58,6 +59,8 @@ class SearchSettings:
             del parts["fitness"]
         if not self.samplers:
             del parts["samplers"]
+        if self.search_space == "steps":
+            del parts["search_space"]
         return parts
 
 

@@ -3,7 +3,7 @@
 The per-σ search (EvoSearch) moves every σ on its own; on a few fitness seeds it finds schedules that suit those
 seeds and lose on others (scripts/bench/autodiffusion_schedule.py measured 0.24x-1.08x of the best built-in on
 held-out seeds). Here a candidate is a warp of a parent schedule with two numbers: a time warp u -> u^exp(a) of its
-log σ over the step index u = i / (N - 1) (a > 0 takes bigger early steps) and a log-σ shift d·u that moves the end
+log σ over the step index u = i / (N - 1) (a > 0 keeps σ high longer: smaller early steps, bigger late ones) and a log-σ shift d·u that moves the end
 of the schedule (d > 0 stops at a higher last σ), the first σ kept at σ_max. Warps of warps are warps, so every
 candidate stays one smooth deformation of a built-in.
 

@@ -32,8 +32,8 @@ import torch
 SCRIPTS = Path(__file__).resolve().parents[1]
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
-import comfy_env  # noqa: E402
-from pack_loader import pack_module  # noqa: E402
+import comfy_env
+from pack_loader import pack_module
 
 FIT_SEED, VAL_SEED, HELD_SEED = 1000, 2000, 10_000
 VALIDATED_FINDS = 4  # core.schedule_pipeline.VALIDATED_FINDS
@@ -77,8 +77,9 @@ class Bench:
     """One bundled model: its inputs, seed sets, references and the pack's pipeline pieces."""
 
     def __init__(self, name: str, args: argparse.Namespace):
-        from bench import models as M
         import comfy.samplers
+
+        from bench import models as M
         self.name, self.args = name, args
         self.pipeline, self.joint = pack_module("core.schedule_pipeline"), pack_module("core.joint_schedule_search")
         self.evolution, self.builtins = pack_module("core.schedule_search"), pack_module("nodes.builtin_schedules")
