@@ -5,12 +5,16 @@
 
 On the digits UNet and the MNIST flow DiT (scripts/bench/models.py loads them as the benchmark does):
 1. Sampler + timesteps: EvoTimestepSchedule's own pipeline with sampler_name auto (core/joint_schedule_search.py:
-   every sampler x built-in scheduler pair at <= N model calls seeded, then evolution), fitness = latent MSE to a
-   200-step dpmpp_2m (karras) reference on the fitness seeds. Scored on held-out seeds (other noise) against two
-   references: that 200-step run (high accuracy) and a 50-step dpmpp_2m karras run (the usual full-step run). The
-   baseline is the best built-in (sampler, scheduler) pair at the same calls ON THE HELD-OUT SEEDS, chosen among the
-   --held-pairs best pairs by the search's own scores (so the baseline is picked with knowledge of the held-out
-   seeds: it is favoured, not the search).
+   every sampler x built-in scheduler pair at <= N model calls seeded), once per search space (--spaces: `steps`,
+   every σ a gene, then evolution; `warp`, core/schedule_warp.py: warps of the best pairs), fitness = latent MSE to
+   a --reference-steps dpmpp_2m (karras) reference on --fit-seeds seeds in one batch (seed i prompts digit i mod 10),
+   then the finds and the --validated-pairs best pairs re-scored on --validation-seeds fresh seeds (the node's 5%
+   rule). Scored on --held-seeds held-out seeds (other noise) against two references: the --reference-steps run
+   (high accuracy) and a --full-steps dpmpp_2m karras run (the usual full-step run). Two baselines at the same calls:
+   the best built-in (sampler, scheduler) pair ON THE HELD-OUT SEEDS, among the --held-pairs best pairs on the
+   fitness seeds (picked with knowledge of the held-out seeds: favoured, not the search), and the pair a user
+   would pick from the fitness (+ validation) seeds, as the pipeline ranks them. The spaces share the pairs'
+   samples (each sampled once); the cost column counts each search as if run alone.
 2. Fréchet fitness at N = 4-6, sampler dpmpp_2m (the node's default): Fréchet distance of the decoded samples'
    classifier features (digits / MNIST classifiers, nodes/frechet_features.py as the node builds it) to the
    models' held-out real digits; every built-in scheduler, the search and the 200-step reference scored on the same
@@ -176,7 +180,7 @@ class Bench:
             row["spaces"][space] = res
             h, f = res["high"], res["full"]
             print(f"{self.name} N={n} [{space}]: {found.sampler} {found.steps} steps ({find.pick}); held-out MSE vs "
-                  f"200-step {h['search']:.4g} | best pair {h['best_pair']} {h['best']:.4g} ({h['gain']:.2f}x) | user "
+                  f"{args.reference_steps}-step {h['search']:.4g} | best pair {h['best_pair']} {h['best']:.4g} ({h['gain']:.2f}x) | user "
                   f"pick {user_pick} {h['user']:.4g} ({h['user_gain']:.2f}x); vs {args.full_steps}-step "
                   f"{f['search']:.4g} | {f['best_pair']} {f['best']:.4g} ({f['gain']:.2f}x) | user {f['user']:.4g} "
                   f"({f['user_gain']:.2f}x); {len(pairs)} pairs, {find.result.evaluated} candidates, {calls} calls, "
@@ -279,7 +283,8 @@ def transfer(src: Bench, dst: Bench, src_rows: list[dict], dst_rows: list[dict])
 
 def print_tables(results: dict, transfers: dict, args) -> None:
     print("\n### Sampler + timesteps (held-out MSE; gain = built-in pair / searched)\n")
-    print("| model | N | space | searched (sampler, steps) | vs 200-step: searched | best pair on held-out | gain | "
+    print(f"| model | N | space | searched (sampler, steps) | vs {args.reference_steps}-step: searched | best pair on "
+          "held-out | gain | "
           "user's pair (fit seeds) | gain | vs " f"{args.full_steps}-step: searched | best pair | gain | user's pair | "
           "gain | search cost (calls, s) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -292,7 +297,8 @@ def print_tables(results: dict, transfers: dict, args) -> None:
                       f"{h['user']:.4g} | {h['user_gain']:.2f}x | {f['search']:.4g} | {f['best_pair']} {f['best']:.4g} | "
                       f"{f['gain']:.2f}x | {f['user']:.4g} | {f['user_gain']:.2f}x | {x['calls']}, {x['seconds']:.0f} |")
     print("\n### Fréchet fitness (dpmpp_2m; Fréchet distance to held-out real digits on the held-out seeds)\n")
-    print("| model | N | searched | best built-in | every built-in | 200-step reference | search cost (calls, s) |")
+    print(f"| model | N | searched | best built-in | every built-in | {args.reference_steps}-step reference | "
+          "search cost (calls, s) |")
     print("|---|---|---|---|---|---|---|")
     for name, (_, frows) in results.items():
         for r in frows:
@@ -300,7 +306,8 @@ def print_tables(results: dict, transfers: dict, args) -> None:
             every = ", ".join(f"{k} {v:.2f}" for k, v in r["builtins"].items())
             print(f"| {name} | {r['N']} | {r['search']:.2f} | {best} {r['builtins'][best]:.2f} | {every} | "
                   f"{r['reference']:.2f} | {r['calls']}, {r['seconds']:.0f} |")
-    print("\n### Transfer through log-σ resampling (held-out MSE vs the target model's 200-step reference)\n")
+    print("\n### Transfer through log-σ resampling (held-out MSE vs the target model's "
+          f"{args.reference_steps}-step reference)\n")
     print("| from -> to | N | transferred | target's own search | target's best pair |")
     print("|---|---|---|---|---|")
     for key, rows in transfers.items():
