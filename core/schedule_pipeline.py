@@ -51,7 +51,8 @@ class SearchSettings:
 
     def key_parts(self) -> dict:
         """The settings as cache-key parts. The default fitness (under its old name too), an empty sampler
-        set and the default search space are left out, so their keys are the ones saved before those joined the settings (saved records and the
+        set and the default search space are left out, so their keys are the ones saved before those joined the
+        settings (saved records and the
         shipped cache keep hitting); any other fitness's identity is in the key, so it is never served the
         default's result."""
         parts = asdict(self)

@@ -3,8 +3,8 @@
 The per-σ search (EvoSearch) moves every σ on its own; on a few fitness seeds it finds schedules that suit those
 seeds and lose on others (scripts/bench/autodiffusion_schedule.py measured 0.24x-1.08x of the best built-in on
 held-out seeds). Here a candidate is a warp of a parent schedule with two numbers: a time warp u -> u^exp(a) of its
-log σ over the step index u = i / (N - 1) (a > 0 keeps σ high longer: smaller early steps, bigger late ones) and a log-σ shift d·u that moves the end
-of the schedule (d > 0 stops at a higher last σ), the first σ kept at σ_max. Warps of warps are warps, so every
+log σ over the step index u = i / (N - 1) (a > 0 keeps σ high longer: smaller early steps, bigger late ones) and a
+log-σ shift d·u that moves the end of the schedule (d > 0 stops at a higher last σ), the first σ kept at σ_max. Warps of warps are warps, so every
 candidate stays one smooth deformation of a built-in.
 
 WarpSearch: generation 0 scores the seeds only; generation g >= 1 warps each of the top_k parents by the 8
@@ -57,4 +57,5 @@ class WarpSearch(EvoSearch):
             for da, dd in MOVES:
                 a, d = da * WARP_POWER * step, dd * WARP_SHIFT * step
                 root = parent.origin.split(" of ")[-1]  # the seed it descends from
-                add(parent.sampler, self.repair(warp_logs(parent.logs, a, d)), f"g{g}-warp({a:+.2f},{d:+.2f}) of {root}")
+                add(parent.sampler, self.repair(warp_logs(parent.logs, a, d)),
+                    f"g{g}-warp({a:+.2f},{d:+.2f}) of {root}")

@@ -180,7 +180,8 @@ class Bench:
             row["spaces"][space] = res
             h, f = res["high"], res["full"]
             print(f"{self.name} N={n} [{space}]: {found.sampler} {found.steps} steps ({find.pick}); held-out MSE vs "
-                  f"{args.reference_steps}-step {h['search']:.4g} | best pair {h['best_pair']} {h['best']:.4g} ({h['gain']:.2f}x) | user "
+                  f"{args.reference_steps}-step {h['search']:.4g} | best pair {h['best_pair']} {h['best']:.4g} "
+                  f"({h['gain']:.2f}x) | user "
                   f"pick {user_pick} {h['user']:.4g} ({h['user_gain']:.2f}x); vs {args.full_steps}-step "
                   f"{f['search']:.4g} | {f['best_pair']} {f['best']:.4g} ({f['gain']:.2f}x) | user {f['user']:.4g} "
                   f"({f['user_gain']:.2f}x); {len(pairs)} pairs, {find.result.evaluated} candidates, {calls} calls, "
@@ -294,8 +295,9 @@ def print_tables(results: dict, transfers: dict, args) -> None:
                 h, f = x["high"], x["full"]
                 print(f"| {name} | {r['N']} | {space} | {x['find'].sampler}, {x['find'].steps} ({x['pick']}) | "
                       f"{h['search']:.4g} | {h['best_pair']} {h['best']:.4g} | {h['gain']:.2f}x | {h['user_pair']} "
-                      f"{h['user']:.4g} | {h['user_gain']:.2f}x | {f['search']:.4g} | {f['best_pair']} {f['best']:.4g} | "
-                      f"{f['gain']:.2f}x | {f['user']:.4g} | {f['user_gain']:.2f}x | {x['calls']}, {x['seconds']:.0f} |")
+                      f"{h['user']:.4g} | {h['user_gain']:.2f}x | {f['search']:.4g} | {f['best_pair']} "
+                      f"{f['best']:.4g} | {f['gain']:.2f}x | {f['user']:.4g} | {f['user_gain']:.2f}x | "
+                      f"{x['calls']}, {x['seconds']:.0f} |")
     print("\n### Fréchet fitness (dpmpp_2m; Fréchet distance to held-out real digits on the held-out seeds)\n")
     print(f"| model | N | searched | best built-in | every built-in | {args.reference_steps}-step reference | "
           "search cost (calls, s) |")

@@ -23,8 +23,8 @@ KARRAS = [HI, 2.0, 0.5, 0.15, 0.03]
 
 
 def config(**kw) -> EvoConfig:
-    base = dict(steps=5, sigma_min=LO, sigma_max=HI, population=8, top_k=2, generations=8, seed=1, space="warp",
-                calls_per_candidate=5)
+    base = {"steps": 5, "sigma_min": LO, "sigma_max": HI, "population": 8, "top_k": 2, "generations": 8, "seed": 1,
+            "space": "warp", "calls_per_candidate": 5}
     base.update(kw)
     return EvoConfig(**base)
 
