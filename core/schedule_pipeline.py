@@ -16,8 +16,9 @@ from typing import Protocol
 import torch
 
 from .fitness import DEFAULT_FITNESS, LEGACY_NAMES, Fitness
-from .joint_schedule_search import JointConfig, JointSearch, JointState, SamplerSchedule
+from .joint_schedule_search import JointConfig, JointState, SamplerSchedule
 from .schedule_search import EvoConfig, EvoResult, EvoSearch, EvoState
+from .schedule_warp import WarpSearch
 
 CACHE_VERSION = 2
 VALIDATED_FINDS = 4  # the search's best finds re-scored on the validation seeds
@@ -46,10 +47,12 @@ class SearchSettings:
     validation_seeds: int
     fitness: str = DEFAULT_FITNESS  # Fitness.identity
     samplers: tuple = ()  # sampler_name auto: the (name, steps, calls) genes searched
+    search_space: str = "steps"  # core.schedule_search.SPACES
 
     def key_parts(self) -> dict:
-        """The settings as cache-key parts. The default fitness (under its old name too) and an empty sampler
-        set are left out, so their keys are the ones saved before those joined the settings (saved records and the
+        """The settings as cache-key parts. The default fitness (under its old name too), an empty sampler
+        set and the default search space are left out, so their keys are the ones saved before those joined the
+        settings (saved records and the
         shipped cache keep hitting); any other fitness's identity is in the key, so it is never served the
         default's result."""
         parts = asdict(self)
@@ -57,6 +60,8 @@ class SearchSettings:
             del parts["fitness"]
         if not self.samplers:
             del parts["samplers"]
+        if self.search_space == "steps":
+            del parts["search_space"]
         return parts
 
 
@@ -100,13 +105,17 @@ def builtin_fitness(search: EvoSearch, result: EvoResult, baselines: dict[str, l
 
 
 def validate_finds(search: EvoSearch, baselines: dict[str, list[float]], baseline_fitness: dict[str, float],
-                   evaluate_validation, num_seeds: int, validation_seeds: int):
+                   evaluate_validation, num_seeds: int, validation_seeds: int, most_baselines: int | None = None):
     """Re-score the search's best finds and every built-in on fresh validation seeds and rank them by mean error
     over fitness + validation samples; the best find is returned only if it beats the best built-in by MIN_GAIN,
     so a schedule that only suits the fitness seeds (e.g. one that sends a rare sample to another mode) or wins
-    by noise loses to the built-in. Returns (name, sigmas, {name: combined fitness})."""
+    by noise loses to the built-in. `most_baselines` re-scores only that many built-ins, the best on the fitness
+    seeds (None: all). Returns (name, sigmas, {name: combined fitness}) for the finds and built-ins re-scored."""
     finds = {f"search #{i + 1}": (sigmas, fit) for i, (sigmas, fit, _)
              in enumerate(search.ranked(VALIDATED_FINDS, include_seeds=False))}
+    if most_baselines is not None:
+        kept = sorted(baselines, key=lambda name: (baseline_fitness[name], name))[:max(most_baselines, 1)]
+        baselines = {name: baselines[name] for name in kept}
     candidates = dict(finds)
     candidates.update({name: (baselines[name], baseline_fitness[name]) for name in baselines})
     scores = evaluate_validation([sigmas for sigmas, _ in candidates.values()])
@@ -147,13 +156,17 @@ class SchedulePipeline:
 
     def __init__(self, config: EvoConfig | JointConfig, fitness: Fitness, baselines: dict, fit: SeedSet,
                  num_seeds: int, validation: Callable[[], SeedSet] | None = None, validation_seeds: int = 0,
-                 state: EvoState | JointState | None = None):
-        """A JointConfig searches sampler and schedule together (baselines are then SamplerSchedules)."""
+                 state: EvoState | JointState | None = None, validated_baselines: int | None = None):
+        """A JointConfig searches sampler and schedule together (baselines are then SamplerSchedules).
+        `validated_baselines`: how many built-ins (the best on the fitness seeds) the validation re-scores (None:
+        every one; the others keep their fitness-seed score in the find)."""
         self.config, self.fitness, self.baselines, self.fit = config, fitness, baselines, fit
+        self.validated_baselines = validated_baselines
         self.num_seeds, self.validation, self.validation_seeds = num_seeds, validation, validation_seeds
         self.evaluate = fit.evaluator(fitness)
-        kind = JointSearch if isinstance(config, JointConfig) else EvoSearch
-        self.search = kind(config, self.evaluate, seeds=baselines, state=state)
+        evo = config.evo_config() if isinstance(config, JointConfig) else config
+        kind = WarpSearch if evo.space == "warp" else EvoSearch
+        self.search = kind(evo, self.evaluate, seeds=baselines, state=state)
 
     def run(self) -> ScheduleFind:
         fit_calls = self.fit.runner.calls
@@ -166,8 +179,9 @@ class SchedulePipeline:
         held = self.validation()
         before = held.runner.calls
         pick, found, combined = validate_finds(self.search, self.baselines, baseline_fitness,
-                                               held.evaluator(self.fitness), self.num_seeds, self.validation_seeds)
+                                               held.evaluator(self.fitness), self.num_seeds, self.validation_seeds,
+                                               self.validated_baselines)
         calls += held.runner.calls - before
         sampler, sigmas = split_candidate(found)
-        return ScheduleFind(pick, sigmas, combined[pick], {k: combined[k] for k in self.baselines}, result, calls,
-                            True, sampler)
+        return ScheduleFind(pick, sigmas, combined[pick], {k: combined.get(k, baseline_fitness[k])
+                                                           for k in self.baselines}, result, calls, True, sampler)

@@ -17,6 +17,9 @@ import torch.nn.functional as F
 
 from ..core.fitness import DEFAULT_FITNESS, FITNESSES, Fitness, make_fitness
 from ..core.frechet_fitness import FrechetFitness
+from ..core.mixed_fitness import (
+    MixedFitness,  # registers "mixed" after "frechet" (the dropdown's order)
+)
 
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS_DIR = os.path.join(PACK_DIR, "models")
@@ -26,7 +29,8 @@ FEATURE_CHOICES = ("mnist_classifier", "digits_classifier", "clip_vision")
 FRECHET_INPUTS = {
     "fitness": (list(FITNESSES.names()), {"default": DEFAULT_FITNESS, "tooltip": (
         "fidelity: closeness to the many-step reference (latent MSE; the default). frechet: Fréchet distance of the "
-        "decoded samples' features to real reference_images (AutoDiffusion's FID signal).")}),
+        "decoded samples' features to real reference_images (AutoDiffusion's FID signal). mixed: half each, the "
+        "MSE over the reference's variance and the Fréchet distance over the reference's own.")}),
     "features": (list(FEATURE_CHOICES), {"tooltip": (
         "frechet only: the feature network. mnist_classifier / digits_classifier: the pack's classifiers for its "
         "bundled MNIST DiT / digits model (decoded by their exact latent maps when no VAE is connected); "
@@ -100,18 +104,21 @@ def _clip_parts(clip_vision):
 
 
 def build_fitness(name: str, features: str, reference_images, vae=None, clip_vision=None) -> Fitness:
-    """The Fitness a search node's inputs ask for: the Fréchet one built from its inputs, others by name."""
-    if name == FrechetFitness.name:
-        return build_frechet_fitness(features, reference_images, vae=vae, clip_vision=clip_vision)
+    """The Fitness a search node's inputs ask for: the Fréchet (or mixed) one built from its inputs, others by name."""
+    if name in (FrechetFitness.name, MixedFitness.name):
+        kind = MixedFitness if name == MixedFitness.name else FrechetFitness
+        return build_frechet_fitness(features, reference_images, vae=vae, clip_vision=clip_vision, kind=kind)
     return make_fitness(name)
 
 
-def build_frechet_fitness(features: str, reference_images, vae=None, clip_vision=None) -> FrechetFitness:
-    """The Fréchet fitness for these node inputs; ValueError naming the missing input otherwise."""
+def build_frechet_fitness(features: str, reference_images, vae=None, clip_vision=None,
+                          kind: type[FrechetFitness] = FrechetFitness) -> FrechetFitness:
+    """The Fréchet fitness (or `kind`, e.g. MixedFitness) for these node inputs; ValueError naming the missing
+    input otherwise."""
     if features not in FEATURE_CHOICES:
         raise ValueError(f"features {features!r} is not one of {FEATURE_CHOICES}")
     if reference_images is None:
-        raise ValueError("fitness 'frechet' needs reference_images: a batch of real IMAGEs (LoadImage + "
+        raise ValueError(f"fitness '{kind.name}' needs reference_images: a batch of real IMAGEs (LoadImage + "
                          "ImageBatch, or a folder loader) to compare the samples with")
     if features == "clip_vision":
         pack_decode, feats, name = _clip_parts(clip_vision)
@@ -127,8 +134,7 @@ def build_frechet_fitness(features: str, reference_images, vae=None, clip_vision
         decode = pack_decode
         name += "|bundled latent map"
     else:
-        raise ValueError("fitness 'frechet' with clip_vision features needs the VAE input to decode the samples")
+        raise ValueError(f"fitness '{kind.name}' with clip_vision features needs the VAE input to decode the samples")
 
     real = feats(reference_images)
-    return FrechetFitness(features=lambda samples: feats(decode(samples)), real_features=real,
-                          feature_name=name)
+    return kind(features=lambda samples: feats(decode(samples)), real_features=real, feature_name=name)

@@ -1,174 +1,83 @@
-"""EvoTimestepSchedule, LoadTimestepSchedule and TimestepScheduleFromText: searched sigma schedules (classic API).
+"""EvoTimestepSchedule (the AutoDiffusion schedule search node and its run) and the mappings of the schedule nodes.
 
 The schedule library is a folder of JSON files: the user's `models/adaptive_skip_schedules` (registered with
 folder_paths, so extra_model_paths.yaml can add more) and the pack's own `schedules/`. Every saved schedule is
-also a scheduler name ("evo_<file name>") in the stock KSampler dropdown.
+also a scheduler name ("evo_<file name>") in the stock KSampler dropdown. The library's files and dropdown:
+schedule_files.py; the loaders LoadTimestepSchedule / TimestepScheduleFromText: schedule_loaders.py (re-exported
+here, as are the names other modules and scripts read from this one).
 """
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import asdict, replace
 
-import torch
-
 import comfy.model_management
 import comfy.samplers
 import comfy.utils
-import folder_paths
+import torch
 
 from ..core.fitness import DEFAULT_FITNESS, Fitness, make_fitness
 from ..core.frechet_fitness import FrechetFitness
 from ..core.joint_schedule_search import AUTO, JointConfig, JointState
-from ..core.schedule_library import (EXTENSION, ScheduleRecord, default_name, describe, format_sigmas, load_record,
-                                     now_iso, safe_name, save_record)
-from ..core.schedule_pipeline import (VALIDATED_FINDS, SchedulePipeline, SearchSettings, SeedSet,
-                                      search_key as settings_key)
-from ..core.schedule_search import EvoConfig, EvoState
-from ..core.sigmas import parse_sigma_text, resample_log_sigmas, resample_log_steps, validate_sigmas
-from .builtin_schedules import builtin_baselines, joint_baselines, joint_genes, sampler_calls
+from ..core.schedule_library import (
+    ScheduleRecord,
+    default_name,
+    describe,
+    format_sigmas,
+    now_iso,
+    safe_name,
+    save_record,
+)
+from ..core.schedule_pipeline import (
+    VALIDATED_FINDS,
+    SchedulePipeline,
+    SearchSettings,
+    SeedSet,
+)
+from ..core.schedule_pipeline import search_key as settings_key
+from ..core.schedule_search import SPACES, EvoConfig, EvoState
+from .builtin_schedules import (
+    builtin_baselines,
+    joint_baselines,
+    joint_genes,
+    sampler_calls,
+)
 from .frechet_features import FEATURE_CHOICES, FRECHET_INPUTS, build_fitness
 from .model_identity import conditioning_digest, model_identity, model_info
+from .schedule_files import (  # noqa: F401
+    FOLDER,
+    PACK_DIR,
+    SCHEDULER_PREFIX,
+    SHIPPED_DIR,
+    find_cached,
+    fit_to_model,
+    library_files,
+    library_path,
+    register_schedule_folder,
+    register_schedule_library,
+    register_scheduler,
+    scheduler_name,
+    user_folder,
+)
+from .schedule_loaders import (  # noqa: F401
+    DENOISE_INPUT,
+    LoadTimestepSchedule,
+    TimestepScheduleFromText,
+    denoise_tail,
+)
+from .schedule_output import sampler_output, schedule_output  # noqa: F401
 from .schedule_runner import CandidateRunner
-from .skip_library import file_fingerprint
 
 logger = logging.getLogger(__name__)
 
 CATEGORY = "sampling/adaptive_skip"
-FOLDER = "adaptive_skip_schedules"
-PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED_DIR = os.path.join(PACK_DIR, "schedules")
-SCHEDULER_PREFIX = "evo_"
 STATE_EXTENSION = ".evostate"
 REFERENCE_AUTO = "auto"
 
 
-# --- library folders and the scheduler dropdown ------------------------------------------------------------------
-def register_schedule_folder() -> None:
-    """Register the library with folder_paths: the user folder first (new schedules go there), then the shipped one."""
-    user = os.path.join(folder_paths.models_dir, FOLDER)
-    if FOLDER in folder_paths.folder_names_and_paths:
-        paths, _ = folder_paths.folder_names_and_paths[FOLDER]
-    else:
-        paths = [user]
-    for path in (user, SHIPPED_DIR):
-        if path not in paths:
-            paths.append(path)
-    folder_paths.folder_names_and_paths[FOLDER] = (paths, {EXTENSION})
-
-
-def user_folder() -> str:
-    """Where new schedules are saved: the first library folder that is not the pack's shipped one."""
-    register_schedule_folder()
-    for path in folder_paths.get_folder_paths(FOLDER):
-        if os.path.abspath(path) != os.path.abspath(SHIPPED_DIR):
-            return path
-    return os.path.join(folder_paths.models_dir, FOLDER)
-
-
-def library_files() -> list[str]:
-    register_schedule_folder()
-    return [f for f in folder_paths.get_filename_list(FOLDER) if not os.path.basename(f).startswith(".")]
-
-
-def library_path(name: str) -> str:
-    register_schedule_folder()
-    path = folder_paths.get_full_path(FOLDER, name)
-    if path is None:
-        folders = ", ".join(folder_paths.get_folder_paths(FOLDER))
-        raise ValueError(f"schedule {name!r} is not in the schedule library ({folders}); "
-                         "pick one from the list or save it with EvoTimestepSchedule")
-    return path
-
-
-def scheduler_name(filename: str) -> str:
-    return SCHEDULER_PREFIX + os.path.splitext(filename)[0].replace(os.sep, "/")
-
-
-def fit_to_model(record: ScheduleRecord, sigma_min: float, sigma_max: float,
-                 steps: int = 0) -> tuple[torch.Tensor, list[str]]:
-    """The saved schedule mapped to a model's σ range (log σ) when it differs from the one it was found for, and
-    stretched log-linearly to `steps` (0 keeps the saved count); with what was done, for the report."""
-    sigmas = torch.tensor(record.sigmas, dtype=torch.float32)
-    notes = []
-    if not (math.isclose(sigma_min, record.sigma_min, rel_tol=1e-4)
-            and math.isclose(sigma_max, record.sigma_max, rel_tol=1e-4)):
-        sigmas = resample_log_sigmas(sigmas, sigma_min, sigma_max, record.sigma_min, record.sigma_max)
-        notes.append(f"mapped in log sigma from [{record.sigma_min:.4g}, {record.sigma_max:.4g}] to "
-                     f"[{sigma_min:.4g}, {sigma_max:.4g}]")
-    if steps and steps != record.steps:
-        sigmas = resample_log_steps(sigmas, steps)
-        notes.append(f"stretched from {record.steps} to {steps} steps")
-    return sigmas, notes
-
-
-def _scheduler_handler(name: str, record: ScheduleRecord):
-    """fn(model_sampling, steps) for comfy.samplers.SchedulerHandler(use_ms=True): the saved schedule mapped to the
-    model's σ range (log σ) and to the requested step count (log-linear, as Align Your Steps does).
-
-    The handler is not told the sampler: for dpm_2, dpm_2_ancestral, uni_pc and uni_pc_bh2 ComfyUI's KSampler asks
-    for steps + 1 values and drops the second-to-last, so those get a changed schedule (README says so; SamplerCustom
-    with LoadTimestepSchedule runs the saved one exactly)."""
-    def handler(model_sampling, steps: int) -> torch.Tensor:
-        if steps != record.steps:
-            logger.info("AdaptiveSkip scheduler %s: saved for %d steps, stretched to %d in log sigma",
-                        name, record.steps, steps)
-        return fit_to_model(record, float(model_sampling.sigma_min), float(model_sampling.sigma_max), steps)[0]
-    return handler
-
-
-def register_scheduler(filename: str, record: ScheduleRecord) -> str | None:
-    """Add (or update) one saved schedule as a scheduler name in every KSampler dropdown. Returns the name."""
-    name = scheduler_name(filename)
-    handlers, names = comfy.samplers.SCHEDULER_HANDLERS, comfy.samplers.SCHEDULER_NAMES
-    if name in handlers and name not in names:
-        return None
-    if name in names and not name.startswith(SCHEDULER_PREFIX):
-        return None
-    handlers[name] = comfy.samplers.SchedulerHandler(_scheduler_handler(name, record), use_ms=True)
-    if name not in names:
-        names.append(name)  # the same list object as KSampler.SCHEDULERS, which validation checks
-    return name
-
-
-def register_schedule_library() -> list[str]:
-    """Called from registration.on_load(): the library folder, and every readable saved schedule as a scheduler."""
-    register_schedule_folder()
-    added = []
-    for filename in library_files():
-        try:
-            record = load_record(library_path(filename))
-        except ValueError as err:
-            logger.warning("AdaptiveSkip: schedule %s not offered as a scheduler: %s", filename, err)
-            continue
-        name = register_scheduler(filename, record)
-        if name:
-            added.append(name)
-    if added:
-        logger.info("AdaptiveSkip: %d saved schedule(s) added to the scheduler list: %s", len(added), ", ".join(added))
-    return added
-
-
-def find_cached(key: str) -> tuple[str, ScheduleRecord] | None:
-    """The saved schedule whose search had exactly this cache key, if any."""
-    for filename in library_files():
-        try:
-            path = library_path(filename)
-            with open(path, encoding="utf-8") as f:
-                if key not in f.read():
-                    continue
-            record = load_record(path)
-        except (OSError, ValueError):
-            continue
-        if record.cache_key == key:
-            return filename, record
-    return None
-
-
-# --- nodes ---------------------------------------------------------------------------------------------------------
 def _reference_choices() -> list[str]:
     return [REFERENCE_AUTO] + list(comfy.samplers.KSampler.SAMPLERS)
 
@@ -245,6 +154,10 @@ class EvoTimestepSchedule:
                     "File name for the schedule library; empty names it after model type, sampler, steps and "
                     "the search. Saved schedules appear in LoadTimestepSchedule and as 'evo_<name>' schedulers.")}),
                 **FRECHET_INPUTS,
+                "search_space": (list(SPACES), {"default": SPACES[0], "tooltip": (
+                    "steps: every sigma is a gene (the default; free, but fits its fitness seeds). warp: each "
+                    "candidate is one smooth warp of a built-in schedule (2 numbers: how long sigma stays high, "
+                    "where it ends), searched from the best built-ins; fewer ways to overfit the fitness seeds.")}),
             },
         }
 
@@ -270,11 +183,13 @@ class EvoTimestepSchedule:
                population=16, top_k=4, mutation_prob=0.3, generations=25, reference_steps=200,
                reference_sampler=REFERENCE_AUTO, validation_seeds=8, candidates_per_call=8, save_as="",
                fitness=DEFAULT_FITNESS, features=FEATURE_CHOICES[0], reference_images=None, vae=None,
-               clip_vision=None):
+               clip_vision=None, search_space=SPACES[0]):
         if top_k > population:
             raise ValueError(f"top_k ({top_k}) must not exceed population ({population}); lower top_k")
         if sampler_name not in comfy.samplers.KSampler.SAMPLERS and sampler_name != AUTO:
             raise ValueError(f"sampler_name {sampler_name!r} is not a ComfyUI sampler (or auto)")
+        if search_space not in SPACES:
+            raise ValueError(f"search_space {search_space!r} is not one of {', '.join(SPACES)}")
         genes = joint_genes(steps) if sampler_name == AUTO else ()
         if sampler_name == AUTO and not genes:
             raise ValueError(f"sampler_name auto: no deterministic sampler fits in steps = {steps} model calls")
@@ -282,7 +197,7 @@ class EvoTimestepSchedule:
             sampler_name=sampler_name, steps=steps, cfg=cfg, num_seeds=num_seeds, budget=budget, seed=seed,
             population=population, top_k=top_k, mutation_prob=mutation_prob, generations=generations,
             reference_steps=reference_steps, reference_sampler=_resolve_reference(sampler_name, reference_sampler),
-            validation_seeds=validation_seeds, samplers=genes)
+            validation_seeds=validation_seeds, samplers=genes, search_space=search_space)
         unaffordable = _budget_buys_nothing(model, settings)
         if unaffordable is not None:
             return unaffordable
@@ -296,13 +211,13 @@ class EvoTimestepSchedule:
             filename, record = hit
             logger.info("AdaptiveSkip EvoTimestepSchedule: same inputs as %s, returned from the schedule library",
                         filename)
-            return _output(torch.tensor(record.sigmas, dtype=torch.float32),
+            return schedule_output(torch.tensor(record.sigmas, dtype=torch.float32),
                            describe(record) + f"\n(from the schedule library: {filename}; no search run)",
                            record.sampler)
         record, filename = run_search(model, positive, negative, latent_image, settings, candidates_per_call, key,
                                       save_as, model_id, fitness=scorer)
         report = describe(record) + (f"\n{note}" if note else "") + f"\n(saved as {filename})"
-        return _output(torch.tensor(record.sigmas, dtype=torch.float32), report, record.sampler)
+        return schedule_output(torch.tensor(record.sigmas, dtype=torch.float32), report, record.sampler)
 
 
 def _budget_buys_nothing(model, st: SearchSettings) -> dict | None:
@@ -324,27 +239,8 @@ def _budget_buys_nothing(model, st: SearchSettings) -> dict | None:
             f"num_seeds = {cost}): returned ComfyUI's {name} schedule, not searched and not scored. Raise budget "
             f"to at least {cost} (a search needs a few hundred candidates) or lower num_seeds.")
     logger.warning("AdaptiveSkip EvoTimestepSchedule: %s", note)
-    return _output(sigmas, format_sigmas(sigmas.tolist()) + "\n" + note, sampler)
+    return schedule_output(sigmas, format_sigmas(sigmas.tolist()) + "\n" + note, sampler)
 
-
-def sampler_output(name: str) -> tuple[object, str]:
-    """ComfyUI's SAMPLER for a saved sampler name (as KSamplerSelect builds it), and a note when this ComfyUI
-    lacks that sampler (euler is returned then, and the report says so)."""
-    if name in comfy.samplers.KSampler.SAMPLERS:
-        return comfy.samplers.sampler_object(name), ""
-    note = (f"sampler {name!r} of this schedule is not in this ComfyUI; the sampler output is euler (update "
-            "ComfyUI, or pick a sampler with KSamplerSelect)")
-    logger.warning("AdaptiveSkip: %s", note)
-    return comfy.samplers.sampler_object("euler"), note
-
-
-def _output(sigmas: torch.Tensor, report: str, sampler_name: str) -> dict:
-    """Node result (SIGMAS, report, SAMPLER) plus the report as UI text (shown by the frontend and collected by
-    the headless runner)."""
-    sampler, note = sampler_output(sampler_name)
-    if note:
-        report += "\n" + note
-    return {"ui": {"text": [report]}, "result": (sigmas, report, sampler)}
 
 
 def search_key(model_id: str, positive, negative, latent_image, settings: SearchSettings) -> str:
@@ -405,12 +301,12 @@ def run_search(model, positive, negative, latent_image, settings: SearchSettings
         config = JointConfig(calls=st.steps, samplers=st.samplers, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
                              num_seeds=st.num_seeds, population=st.population, top_k=st.top_k,
                              mutation_prob=st.mutation_prob, generations=st.generations, budget=st.budget,
-                             seed=st.seed)
+                             seed=st.seed, space=st.search_space)
     else:
         config = EvoConfig(steps=st.steps, sigma_min=info.sigma_min, sigma_max=info.sigma_max,
                            population=st.population, top_k=st.top_k, mutation_prob=st.mutation_prob,
                            generations=st.generations, budget=st.budget, calls_per_candidate=calls_per_candidate,
-                           seed=st.seed)
+                           seed=st.seed, space=st.search_space)
     validation = (lambda: seed_set(st.validation_seeds, st.seed + st.num_seeds)) if st.validation_seeds > 0 else None
 
     def pipeline(state=None):
@@ -491,121 +387,6 @@ def _save_state(path: str, state) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(state.to_dict(), f)
 
-
-def _model_range(model) -> tuple[float, float]:
-    ms = model.get_model_object("model_sampling")
-    return float(ms.sigma_min), float(ms.sigma_max)
-
-
-def denoise_tail(sigmas: torch.Tensor, denoise: float) -> tuple[torch.Tensor, str]:
-    """KSampler's denoise convention (comfy.samplers.KSampler.set_steps): the schedule stretched in log sigma to
-    steps / denoise steps, of which the last steps + 1 sigmas are kept; denoise 0 gives an empty schedule."""
-    steps = len(sigmas) - 1
-    if denoise <= 0.0:
-        return torch.FloatTensor([]), "denoise 0: no step"
-    total = max(int(steps / denoise), steps)  # KSampler: int(steps / denoise)
-    full = resample_log_steps(sigmas, total) if total != steps else sigmas
-    return full[-(steps + 1):], f"denoise {denoise:g}: the last {steps} of {total} steps"
-
-
-# The schedule loaders' img2img input, as KSampler's denoise (appended after their older inputs).
-DENOISE_INPUT = {
-    "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
-        "For img2img, as KSampler's denoise: below 1 the schedule is stretched in log sigma to steps / denoise "
-        "steps and its last steps are returned (the same number of model calls). 1 keeps it whole; 0 returns "
-        "no step.")}),
-}
-
-
-class LoadTimestepSchedule:
-    """SIGMAS from the schedule library, mapped to the connected model's sigma range."""
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "schedule": (library_files(), {"tooltip": (
-                    "A saved schedule (JSON in models/adaptive_skip_schedules or the pack's schedules folder).")}),
-                "model": ("MODEL", {"tooltip": (
-                    "The model to sample with: the schedule is mapped to its sigma range in log sigma when the "
-                    "range differs from the one it was found for.")}),
-            },
-            "optional": {
-                "steps": ("INT", {"default": 0, "min": 0, "max": 1000, "tooltip": (
-                    "0 keeps the saved step count; another value stretches the schedule log-linearly "
-                    "(it was searched for its own step count, so expect less benefit).")}),
-                "allow_other_model_type": ("BOOLEAN", {"default": False, "tooltip": (
-                    "A schedule found for another model type is refused unless this is on.")}),
-                **DENOISE_INPUT,
-            },
-        }
-
-    RETURN_TYPES = ("SIGMAS", "STRING", "SAMPLER")
-    RETURN_NAMES = ("sigmas", "report", "sampler")
-    OUTPUT_TOOLTIPS = ("The schedule for this model: steps + 1 values ending in 0.",
-                       "The schedule as text, with the fitness and baselines saved with it.",
-                       "The sampler the schedule was searched for (saved with it), for SamplerCustom.")
-    FUNCTION = "load"
-    CATEGORY = CATEGORY
-    SEARCH_ALIASES = ["sigmas", "schedule", "timesteps", "load schedule", "speed"]
-    DESCRIPTION = "Load a schedule saved by EvoTimestepSchedule (or shipped with the pack) as SIGMAS."
-
-    @classmethod
-    def IS_CHANGED(cls, schedule, **_):
-        """The file's content hash: a schedule overwritten in the library is read again, not served from the cache."""
-        return file_fingerprint(library_path(schedule))
-
-    def load(self, schedule, model, steps=0, allow_other_model_type=False, denoise=1.0):
-        record = load_record(library_path(schedule))
-        info = model_info(model)
-        if record.model_type != info.model_type and not allow_other_model_type:
-            raise ValueError(f"schedule {schedule!r} was found for model type {record.model_type}, but this model is "
-                             f"{info.model_type}; search one for this model with EvoTimestepSchedule, or turn on "
-                             "allow_other_model_type to map it to this model's sigma range anyway")
-        sigmas, notes = fit_to_model(record, info.sigma_min, info.sigma_max, steps)
-        sigmas = validate_sigmas(sigmas, info.sigma_min, info.sigma_max, name=f"schedule {schedule!r}")
-        if denoise < 1.0:
-            sigmas, note = denoise_tail(sigmas, denoise)
-            notes.append(note)
-        text = describe(record)
-        if notes:
-            text = format_sigmas(sigmas.tolist()) + f"\n({'; '.join(notes)})\n" + text
-        return _output(sigmas, text, record.sampler)
-
-
-class TimestepScheduleFromText:
-    """SIGMAS from a pasted list, so a shared workflow carries its schedule and reproduces without searching."""
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "text": ("STRING", {"multiline": True, "default": "14.61, 3.2, 0.9, 0.2, 0", "tooltip": (
-                    "Sigmas separated by commas, spaces or new lines, strictly decreasing and ending in 0 "
-                    "(the first line of EvoTimestepSchedule's report).")}),
-            },
-            "optional": {
-                "model": ("MODEL", {"tooltip": (
-                    "When connected, the schedule must lie inside this model's sigma range.")}),
-                **DENOISE_INPUT,
-            },
-        }
-
-    RETURN_TYPES = ("SIGMAS", "STRING")
-    RETURN_NAMES = ("sigmas", "text")
-    OUTPUT_TOOLTIPS = ("The schedule as SIGMAS (steps + 1 values).", "The schedule as normalised text.")
-    FUNCTION = "parse"
-    CATEGORY = CATEGORY
-    SEARCH_ALIASES = ["sigmas", "text sigmas", "custom schedule", "paste schedule", "timesteps"]
-    DESCRIPTION = "Turn a pasted list of sigmas into SIGMAS, checked for order, the final 0 and the model's range."
-
-    def parse(self, text, model=None, denoise=1.0):
-        values = parse_sigma_text(text, name="text")
-        lo, hi = _model_range(model) if model is not None else (None, None)
-        sigmas = validate_sigmas(values, lo, hi, name="text")
-        if denoise < 1.0:
-            sigmas, _ = denoise_tail(sigmas, denoise)
-        return (sigmas, format_sigmas(sigmas.tolist()))
 
 
 NODE_CLASS_MAPPINGS = {

@@ -5,12 +5,16 @@
 
 On the digits UNet and the MNIST flow DiT (scripts/bench/models.py loads them as the benchmark does):
 1. Sampler + timesteps: EvoTimestepSchedule's own pipeline with sampler_name auto (core/joint_schedule_search.py:
-   every sampler x built-in scheduler pair at <= N model calls seeded, then evolution), fitness = latent MSE to a
-   200-step dpmpp_2m (karras) reference on the fitness seeds. Scored on held-out seeds (other noise) against two
-   references: that 200-step run (high accuracy) and a 50-step dpmpp_2m karras run (the usual full-step run). The
-   baseline is the best built-in (sampler, scheduler) pair at the same calls ON THE HELD-OUT SEEDS, chosen among the
-   --held-pairs best pairs by the search's own scores (so the baseline is picked with knowledge of the held-out
-   seeds: it is favoured, not the search).
+   every sampler x built-in scheduler pair at <= N model calls seeded), once per search space (--spaces: `steps`,
+   every σ a gene, then evolution; `warp`, core/schedule_warp.py: warps of the best pairs), fitness = latent MSE to
+   a --reference-steps dpmpp_2m (karras) reference on --fit-seeds seeds in one batch (seed i prompts digit i mod 10),
+   then the finds and the --validated-pairs best pairs re-scored on --validation-seeds fresh seeds (the node's 5%
+   rule). Scored on --held-seeds held-out seeds (other noise) against two references: the --reference-steps run
+   (high accuracy) and a --full-steps dpmpp_2m karras run (the usual full-step run). Two baselines at the same calls:
+   the best built-in (sampler, scheduler) pair ON THE HELD-OUT SEEDS, among the --held-pairs best pairs on the
+   fitness seeds (picked with knowledge of the held-out seeds: favoured, not the search), and the pair a user
+   would pick from the fitness (+ validation) seeds, as the pipeline ranks them. The spaces share the pairs'
+   samples (each sampled once); the cost column counts each search as if run alone.
 2. Fréchet fitness at N = 4-6, sampler dpmpp_2m (the node's default): Fréchet distance of the decoded samples'
    classifier features (digits / MNIST classifiers, nodes/frechet_features.py as the node builds it) to the
    models' held-out real digits; every built-in scheduler, the search and the 200-step reference scored on the same
@@ -32,11 +36,12 @@ import torch
 SCRIPTS = Path(__file__).resolve().parents[1]
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
-import comfy_env  # noqa: E402
-from pack_loader import pack_module  # noqa: E402
+import comfy_env
+from pack_loader import pack_module
 
 FIT_SEED, VAL_SEED, HELD_SEED = 1000, 2000, 10_000
-BENCH_SAMPLERS = ("euler", "heun", "dpmpp_2m", "ipndm_v", "deis", "uni_pc")
+VALIDATED_FINDS = 4  # core.schedule_pipeline.VALIDATED_FINDS
+BENCH_SAMPLERS = ("euler", "dpmpp_2m", "ipndm_v", "deis", "uni_pc")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,11 +50,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--steps", nargs="+", type=int, default=[4, 5, 6, 8, 10], help="N: model calls per sample")
     ap.add_argument("--samplers", nargs="+", default=list(BENCH_SAMPLERS),
                     help="sampler genes (the node searches all 13 deterministic ones; fewer here for time)")
-    ap.add_argument("--fit-seeds", type=int, default=4)
-    ap.add_argument("--validation-seeds", type=int, default=0, help="0: no validation step (time)")
-    ap.add_argument("--held-seeds", type=int, default=16)
-    ap.add_argument("--held-pairs", type=int, default=5)
-    ap.add_argument("--extra", type=int, default=32, help="evolution budget beyond the seeded pairs, in candidates")
+    ap.add_argument("--fit-seeds", type=int, default=32, help="fitness seeds (one batch; seed i: digit i mod 10)")
+    ap.add_argument("--validation-seeds", type=int, default=16, help="0: no validation step")
+    ap.add_argument("--validated-pairs", type=int, default=8, help="pairs (best on the fitness seeds) re-scored "
+                    "on the validation seeds")
+    ap.add_argument("--held-seeds", type=int, default=32)
+    ap.add_argument("--held-pairs", type=int, default=12, help="pairs (best on the fitness seeds) scored on the "
+                    "held-out seeds; the baseline is the best of them there")
+    ap.add_argument("--spaces", nargs="+", default=["steps", "warp"], choices=["steps", "warp"],
+                    help="search spaces: every sigma (steps) and/or warps of the built-ins (warp)")
+    ap.add_argument("--extra", type=int, default=24, help="evolution budget beyond the seeded pairs, in candidates")
     ap.add_argument("--population", type=int, default=12)
     ap.add_argument("--generations", type=int, default=8)
     ap.add_argument("--reference-steps", type=int, default=200)
@@ -61,6 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.quick:
         args.held_seeds, args.extra, args.reference_steps, args.full_steps = 4, 4, 20, 10
+        args.fit_seeds, args.validation_seeds, args.held_pairs = 4, 4, 3
         args.frechet_seeds, args.frechet_extra, args.generations = 4, 2, 2
         args.samplers = args.samplers[:3]
     return args
@@ -70,8 +81,9 @@ class Bench:
     """One bundled model: its inputs, seed sets, references and the pack's pipeline pieces."""
 
     def __init__(self, name: str, args: argparse.Namespace):
-        from bench import models as M
         import comfy.samplers
+
+        from bench import models as M
         self.name, self.args = name, args
         self.pipeline, self.joint = pack_module("core.schedule_pipeline"), pack_module("core.joint_schedule_search")
         self.evolution, self.builtins = pack_module("core.schedule_search"), pack_module("nodes.builtin_schedules")
@@ -114,37 +126,68 @@ class Bench:
         return tuple(g for g in self.builtins.joint_genes(n) if g[0] in self.args.samplers)
 
     def search(self, n: int) -> dict:
-        """The node's joint pipeline at N = n model calls; the find and every pair scored on held-out seeds."""
+        """The node's joint pipeline at N = n model calls, once per search space (--spaces); every pair scored on the
+        fitness seeds first (shared by the spaces), the finds and the --held-pairs best pairs on held-out seeds."""
         args, info = self.args, self.info
         genes = self.genes(n)
         pairs = self.builtins.joint_baselines(self.model, genes)
         k = args.fit_seeds
         gene_calls = {name: calls for name, _, calls in genes}
         seeding = sum(gene_calls[p.sampler] for p in pairs.values())  # per seed: every pair once
-        config = self.joint.JointConfig(
-            calls=n, samplers=genes, sigma_min=info.sigma_min, sigma_max=info.sigma_max, num_seeds=k,
-            population=args.population, top_k=4, generations=args.generations, budget=(seeding + args.extra * n) * k,
-            seed=n)
-        t0, val = time.perf_counter(), self.val
-        find = self.pipeline.SchedulePipeline(config, self.fitness, pairs, self.fit, k,
-                                              (lambda: val) if val else None, args.validation_seeds).run()
-        seconds, calls = time.perf_counter() - t0, find.model_calls
-        top = sorted(find.baseline_fitness, key=find.baseline_fitness.get)[:args.held_pairs]
-        found = self.joint.SamplerSchedule(find.sampler, tuple(find.sigmas))
-        outs = self.held.run([pairs[p] for p in top] + [found])
-        row = {"N": n, "find": found, "pick": find.pick, "seconds": seconds, "calls": calls,
-               "evaluated": find.result.evaluated, "pairs": len(pairs)}
-        for ref_name, ref in (("high", self.held_ref), ("full", self.held_full)):
-            errs = [mse(o, ref) for o in outs]
-            best = min(range(len(top)), key=lambda i: errs[i])
-            row[ref_name] = {"search": errs[-1], "best_pair": top[best], "best": errs[best],
-                             "gain": errs[best] / errs[-1] if errs[-1] > 0 else math.inf}
-        row["best_pair_schedule"] = pairs[row["high"]["best_pair"]]
-        print(f"{self.name} N={n}: search {found.sampler} {found.steps} steps ({row['pick']}); held-out MSE vs "
-              f"200-step {row['high']['search']:.4g} vs best pair {row['high']['best_pair']} {row['high']['best']:.4g}"
-              f" ({row['high']['gain']:.2f}x); vs {args.full_steps}-step {row['full']['search']:.4g} vs "
-              f"{row['full']['best_pair']} {row['full']['best']:.4g} ({row['full']['gain']:.2f}x); "
-              f"{len(pairs)} pairs, {find.result.evaluated} candidates, {calls} calls, {seconds:.0f} s", flush=True)
+        fit, val = Memo(self.fit.runner), Memo(self.val.runner) if self.val else None
+        fit_set = self.pipeline.SeedSet(fit, self.fit.reference)
+        val_set = self.pipeline.SeedSet(val, self.val.reference) if val else None
+        t0 = time.perf_counter()
+        fit_scores = dict(zip(pairs, fit_set.evaluator(self.fitness)(list(pairs.values()))))
+        pair_seconds = time.perf_counter() - t0
+        row = {"N": n, "pairs": len(pairs), "spaces": {}}
+        finds = {}
+        for space in args.spaces:
+            config = self.joint.JointConfig(
+                calls=n, samplers=genes, sigma_min=info.sigma_min, sigma_max=info.sigma_max, num_seeds=k,
+                population=args.population, top_k=2 if space == "warp" else 4, generations=args.generations,
+                budget=(seeding + args.extra * n) * k, seed=n, space=space)
+            t0 = time.perf_counter()
+            find = self.pipeline.SchedulePipeline(config, self.fitness, pairs, fit_set, k,
+                                                  (lambda: val_set) if val else None, args.validation_seeds,
+                                                  validated_baselines=args.validated_pairs).run()
+            seconds = time.perf_counter() - t0 + pair_seconds
+            # calls as if run alone (the spaces share samples): every candidate on the fitness seeds, and the
+            # finds + validated pairs on the validation seeds (at <= n calls each)
+            finds_validated = min(VALIDATED_FINDS, find.result.evaluated - len(pairs))
+            calls = find.result.calls_used + ((finds_validated + args.validated_pairs) * args.validation_seeds * n
+                                              if val else 0)
+            finds[space] = (find, self.joint.SamplerSchedule(find.sampler, tuple(find.sigmas)), seconds, calls)
+        # the pair a user would pick: the best over fitness (+ validation) seeds, as the pipeline ranks them
+        ranked = sorted(pairs, key=lambda p: (finds[args.spaces[0]][0].baseline_fitness[p], p))
+        user_pick = ranked[0]
+        top = sorted(pairs, key=lambda p: (fit_scores[p], p))[:args.held_pairs]
+        if user_pick not in top:
+            top.append(user_pick)
+        held = Memo(self.held)
+        outs = dict(zip(top, held.run([pairs[p] for p in top])))
+        for space, (find, found, seconds, calls) in finds.items():
+            out = held.run([found])[0]
+            res = {"find": found, "pick": find.pick, "seconds": seconds, "calls": calls,
+                   "evaluated": find.result.evaluated}
+            for ref_name, ref in (("high", self.held_ref), ("full", self.held_full)):
+                errs = {p: mse(o, ref) for p, o in outs.items()}
+                best = min(errs, key=errs.get)
+                err = mse(out, ref)
+                res[ref_name] = {"search": err, "best_pair": best, "best": errs[best], "user_pair": user_pick,
+                                 "user": errs[user_pick], "gain": errs[best] / err if err > 0 else math.inf,
+                                 "user_gain": errs[user_pick] / err if err > 0 else math.inf}
+            row["spaces"][space] = res
+            h, f = res["high"], res["full"]
+            print(f"{self.name} N={n} [{space}]: {found.sampler} {found.steps} steps ({find.pick}); held-out MSE vs "
+                  f"{args.reference_steps}-step {h['search']:.4g} | best pair {h['best_pair']} {h['best']:.4g} "
+                  f"({h['gain']:.2f}x) | user "
+                  f"pick {user_pick} {h['user']:.4g} ({h['user_gain']:.2f}x); vs {args.full_steps}-step "
+                  f"{f['search']:.4g} | {f['best_pair']} {f['best']:.4g} ({f['gain']:.2f}x) | user {f['user']:.4g} "
+                  f"({f['user_gain']:.2f}x); {len(pairs)} pairs, {find.result.evaluated} candidates, {calls} calls, "
+                  f"{seconds:.0f} s", flush=True)
+        row["find"] = row["spaces"][args.spaces[-1]]["find"]
+        row["high"] = row["spaces"][args.spaces[-1]]["high"]
         return row
 
     def real_images(self):
@@ -188,6 +231,29 @@ class Bench:
         return rows
 
 
+class Memo:
+    """A runner that samples each distinct (sampler, schedule) once: the search spaces share the seeded pairs'
+    samples (their cost is counted once, in `calls`)."""
+
+    def __init__(self, runner):
+        self.runner, self.cache = runner, {}
+
+    @property
+    def calls(self) -> int:
+        return self.runner.calls
+
+    def run(self, schedules):
+        keys = [(getattr(s, "sampler", None), tuple(round(float(v), 9) for v in getattr(s, "sigmas", s)))
+                for s in schedules]
+        todo = {}
+        for key, sched in zip(keys, schedules):
+            if key not in self.cache and key not in todo:
+                todo[key] = sched
+        if todo:
+            self.cache.update(zip(todo, self.runner.run(list(todo.values()))))
+        return [self.cache[key] for key in keys]
+
+
 def mse(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((a.float() - b.float()) ** 2).mean())
 
@@ -217,18 +283,24 @@ def transfer(src: Bench, dst: Bench, src_rows: list[dict], dst_rows: list[dict])
 
 
 def print_tables(results: dict, transfers: dict, args) -> None:
-    print("\n### Sampler + timesteps (held-out MSE; gain = best built-in pair / searched)\n")
-    print("| model | N | searched (sampler, steps) | vs 200-step: searched | best pair | gain | vs "
-          f"{args.full_steps}-step: searched | best pair | gain | search cost (calls, s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n### Sampler + timesteps (held-out MSE; gain = built-in pair / searched)\n")
+    print(f"| model | N | space | searched (sampler, steps) | vs {args.reference_steps}-step: searched | best pair on "
+          "held-out | gain | "
+          "user's pair (fit seeds) | gain | vs " f"{args.full_steps}-step: searched | best pair | gain | user's pair | "
+          "gain | search cost (calls, s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, (rows, _) in results.items():
         for r in rows:
-            h, f = r["high"], r["full"]
-            print(f"| {name} | {r['N']} | {r['find'].sampler}, {r['find'].steps} | {h['search']:.4g} | "
-                  f"{h['best_pair']} {h['best']:.4g} | {h['gain']:.2f}x | {f['search']:.4g} | "
-                  f"{f['best_pair']} {f['best']:.4g} | {f['gain']:.2f}x | {r['calls']}, {r['seconds']:.0f} |")
+            for space, x in r["spaces"].items():
+                h, f = x["high"], x["full"]
+                print(f"| {name} | {r['N']} | {space} | {x['find'].sampler}, {x['find'].steps} ({x['pick']}) | "
+                      f"{h['search']:.4g} | {h['best_pair']} {h['best']:.4g} | {h['gain']:.2f}x | {h['user_pair']} "
+                      f"{h['user']:.4g} | {h['user_gain']:.2f}x | {f['search']:.4g} | {f['best_pair']} "
+                      f"{f['best']:.4g} | {f['gain']:.2f}x | {f['user']:.4g} | {f['user_gain']:.2f}x | "
+                      f"{x['calls']}, {x['seconds']:.0f} |")
     print("\n### Fréchet fitness (dpmpp_2m; Fréchet distance to held-out real digits on the held-out seeds)\n")
-    print("| model | N | searched | best built-in | every built-in | 200-step reference | search cost (calls, s) |")
+    print(f"| model | N | searched | best built-in | every built-in | {args.reference_steps}-step reference | "
+          "search cost (calls, s) |")
     print("|---|---|---|---|---|---|---|")
     for name, (_, frows) in results.items():
         for r in frows:
@@ -236,7 +308,8 @@ def print_tables(results: dict, transfers: dict, args) -> None:
             every = ", ".join(f"{k} {v:.2f}" for k, v in r["builtins"].items())
             print(f"| {name} | {r['N']} | {r['search']:.2f} | {best} {r['builtins'][best]:.2f} | {every} | "
                   f"{r['reference']:.2f} | {r['calls']}, {r['seconds']:.0f} |")
-    print("\n### Transfer through log-σ resampling (held-out MSE vs the target model's 200-step reference)\n")
+    print("\n### Transfer through log-σ resampling (held-out MSE vs the target model's "
+          f"{args.reference_steps}-step reference)\n")
     print("| from -> to | N | transferred | target's own search | target's best pair |")
     print("|---|---|---|---|---|")
     for key, rows in transfers.items():

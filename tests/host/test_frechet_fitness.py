@@ -74,3 +74,23 @@ def test_architecture_search_with_frechet_and_missing_inputs_named(host, digits)
         node.search(*args, "frechet", features="digits_classifier")
     with pytest.raises(ValueError, match="CLIP_VISION"):
         node.search(*args, "frechet", features="clip_vision", reference_images=images)
+
+
+def test_mixed_fitness_is_appended_to_the_dropdown_keyed_and_recorded(host, library, digits):
+    model, pos, neg, latent, images = digits
+    node = host.mappings["EvoTimestepSchedule"]()
+    choices = node.INPUT_TYPES()["optional"]["fitness"][0]
+    assert choices[:3] == ["fidelity", "frechet", "mixed"]
+    before = set(library.glob("*.json"))
+    out = node.search(model, pos, neg, latent, **SMALL, fitness="mixed", features="digits_classifier",
+                      reference_images=images)
+    assert "no search run" not in out["result"][1]  # not the frechet search of the same inputs
+    new = sorted(set(library.glob("*.json")) - before)
+    assert len(new) == 1
+    record = json.loads(new[0].read_text())
+    assert record["search"]["fitness_name"] == "mixed" and record["search"]["fitness"].startswith("mixed:")
+    assert record["search"]["fitness_params"]["weight"] == 0.5
+    assert "0.5 x latent MSE / reference variance" in record["fitness_metric"]
+    assert record["cache_key"] not in {json.loads(p.read_text())["cache_key"] for p in before}
+    with pytest.raises(ValueError, match="fitness 'mixed' needs reference_images"):
+        node.search(model, pos, neg, latent, **SMALL, fitness="mixed", features="digits_classifier")

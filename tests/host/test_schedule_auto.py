@@ -87,3 +87,23 @@ def test_auto_search_outputs_sampler_and_sigmas_records_both_and_load_returns_th
     assert torch.equal(loaded, sigmas) and loaded_sampler.sampler_function.__name__ == function
     again = node.search(tiny_sd15, *tiny_conds, latent, **AUTO)["result"]
     assert "no search run" in again[1] and again[2].sampler_function.__name__ == function
+
+
+def test_warp_space_is_an_appended_input_searched_from_the_builtins_and_keyed_apart(host, library, tiny_sd15,
+                                                                                    tiny_conds):
+    node = host.mappings["EvoTimestepSchedule"]()
+    optional = list(node.INPUT_TYPES()["optional"])
+    assert optional[-1] == "search_space" and optional.index("search_space") > optional.index("clip_vision")
+    assert node.INPUT_TYPES()["optional"]["search_space"][0] == ["steps", "warp"]
+    latent = {"samples": torch.zeros(1, 4, 4, 4)}
+    before = set(library.glob("*.json"))
+    node.search(tiny_sd15, *tiny_conds, latent, **AUTO, search_space="warp")
+    new = sorted(set(library.glob("*.json")) - before)
+    assert len(new) == 1  # not served the steps search's cached result
+    record = json.loads(new[0].read_text())
+    assert record["search"]["search_space"] == "warp"
+    assert record["search"]["evaluated"] > len(record["baselines"])  # the warps were scored beyond the pairs
+    steps_records = [json.loads(p.read_text()) for p in before]
+    assert all(r["cache_key"] != record["cache_key"] for r in steps_records)
+    with pytest.raises(ValueError, match="search_space 'bezier' is not one of steps, warp"):
+        node.search(tiny_sd15, *tiny_conds, latent, **AUTO, search_space="bezier")
