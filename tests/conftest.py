@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 SCRIPTS = str(Path(__file__).resolve().parent.parent / "scripts")
-if SCRIPTS not in sys.path:
-    sys.path.insert(0, SCRIPTS)
+# tests/core's helper modules (budget_schedules) are imported by name under --import-mode=importlib
+CORE_TESTS = str(Path(__file__).resolve().parent / "core")
+for path in (SCRIPTS, CORE_TESTS):
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
 import pack_loader
 

@@ -10,10 +10,7 @@ import torch
 from adaptive_skip_core.budget import PLACEMENT, SKIP_ABSCISSA, BudgetController
 from adaptive_skip_core.budget_run import BudgetSkipController, choose, gap_words
 from adaptive_skip_core.config import SkipConfig
-
-
-def karras(n: int, lo: float = 0.03, hi: float = 14.6, rho: float = 7.0) -> list[float]:
-    return [(hi ** (1 / rho) + i / (n - 1) * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho for i in range(n)] + [0.0]
+from budget_schedules import karras
 
 
 def flow_simple(n: int, shift: float = 3.0) -> list[float]:

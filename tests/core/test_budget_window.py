@@ -11,18 +11,7 @@ from adaptive_skip_core.budget import BudgetController
 from adaptive_skip_core.budget_run import BudgetSkipController, choose, resample_schedule, window_span
 from adaptive_skip_core.config import SkipConfig
 from adaptive_skip_core.sigmas import recognise_schedule
-
-
-def karras(n: int, lo: float = 0.03, hi: float = 14.6, rho: float = 7.0) -> list[float]:
-    return [(hi ** (1 / rho) + i / (n - 1) * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho for i in range(n)] + [0.0]
-
-
-def one_call(step, sigmas):
-    return 1
-
-
-def heun_calls(step, sigmas):
-    return 1 if sigmas[step + 1] == 0 else 2
+from budget_schedules import karras, one_call, heun_calls
 
 
 def windowed(speedup: float, high: float, low: float) -> SkipConfig:
