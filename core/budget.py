@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -78,12 +79,16 @@ SKIP_ABSCISSA = "index"  # and the axis its skipped calls are extrapolated along
 SMOOTH_LIMIT = 2.5
 
 
-def front_plan(steps: int, calls: int) -> list[int]:
-    """The steps the front placement calls when `calls` of `steps` steps are free: gaps of q + 1 steps first, then q."""
+def front_plan(steps: int, calls: int, last: int = 0) -> list[int]:
+    """The steps the front placement calls when `calls` of `steps` steps are free: gaps of q + 1 steps first, then
+    q; with `last` > 0 the last gap is `last` steps and the others share the rest the same way."""
     if calls >= steps:
         return list(range(steps))
     if calls <= 1:
         return [0]
+    if last and calls > 2:
+        head = front_plan(steps - last, calls - 1)
+        return head + [steps - 1]
     q, r = divmod(steps - 1, calls - 1)
     out = [0]
     for j in range(calls - 1):
@@ -91,23 +96,63 @@ def front_plan(steps: int, calls: int) -> list[int]:
     return out
 
 
+def _positions(sigmas: Sequence[float], axis: str) -> list[float]:
+    """Where each nonzero σ of `sigmas` sits along `axis` ("log" σ or "sigma")."""
+    return [math.log(float(s)) if axis == "log" else float(s) for s in sigmas if s > 0]
+
+
 def gap_ratio(sigmas: Sequence[float], calls: int, axis: str) -> float:
     """Largest ratio of the lengths along `axis` ("log" σ or "sigma") of two consecutive gaps of the front plan
     over the nonzero σ of `sigmas` (1 for fewer than two gaps)."""
-    body = [float(s) for s in sigmas if s > 0]
-    plan = front_plan(len(body), calls)
-    at = [math.log(body[i]) if axis == "log" else body[i] for i in plan]
-    lengths = [a - b for a, b in zip(at, at[1:])]
+    at = _positions(sigmas, axis)
+    plan = [at[i] for i in front_plan(len(at), calls)]
+    lengths = [a - b for a, b in zip(plan, plan[1:])]
     ratios = [max(a / b, b / a) if a > 0 and b > 0 else math.inf for a, b in zip(lengths, lengths[1:])]
     return max(ratios, default=1.0)
 
 
-def plan_for(sigmas: Sequence[float], calls: int, axis: str) -> tuple[str, str]:
-    """(placement, abscissa) of the budget mode for a run: the front plan along the step index where the schedule is
-    smooth along `axis` (gap_ratio <= SMOOTH_LIMIT), else regular gaps along the axis."""
-    if gap_ratio(sigmas, calls, axis) <= SMOOTH_LIMIT:
-        return PLACEMENT, SKIP_ABSCISSA
-    return "axis", axis
+def last_gap(sigmas: Sequence[float], calls: int, axis: str) -> int:
+    """Steps of the front plan's last gap (0: the plan has fewer than two gaps): the whole number of steps, at
+    most the plan's regular gap q, whose length along `axis` is nearest (in ratio) the mean gap along it, i.e. the
+    length a plan regular along the axis would give every gap. The output is the last call's prediction, so the
+    last gap's extrapolation error reaches it undamped, while its nodes (the calls before it) stay evenly spaced
+    in the step index whatever its length. Ties keep the longer gap."""
+    at = _positions(sigmas, axis)
+    steps = len(at)
+    if calls < 3 or calls >= steps:
+        return 0
+    q = (steps - 1) // (calls - 1)
+    mean = (at[0] - at[-1]) / (calls - 1)
+    if not mean > 0:
+        return q
+
+    def miss(length: int) -> float:
+        span = at[steps - 1 - length] - at[-1]
+        return abs(math.log(span / mean)) if span > 0 else math.inf
+    return min(range(q, 0, -1), key=miss)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a skipping budget run places its calls (plan_for): the placement and the abscissa skipped calls are
+    extrapolated along; for the front plan the last gap's steps; the schedule's gap ratio that chose between them."""
+
+    placement: str
+    abscissa: str
+    last_gap: int = 0
+    ratio: float = 1.0
+
+
+def plan_for(sigmas: Sequence[float], calls: int, axis: str, to_the_end: bool = True) -> Plan:
+    """The budget mode's plan for a run: the front plan along the step index where the schedule is smooth along
+    `axis` (gap_ratio <= SMOOTH_LIMIT), its last gap from last_gap when the calls run to the run's last step
+    (`to_the_end`; a window closed by a forced call keeps even gaps), else regular gaps along the axis."""
+    ratio = gap_ratio(sigmas, calls, axis)
+    if ratio <= SMOOTH_LIMIT:
+        return Plan(PLACEMENT, SKIP_ABSCISSA, last_gap(sigmas, calls, axis) if to_the_end else 0, ratio)
+    return Plan("axis", axis, 0, ratio)
+
+
 ADAPT_LIMIT = 1.0  # > 1: the error control may shorten a gap by this factor (measured worse, so off)
 
 # Order of accuracy of each ComfyUI sampler function (a property of the method; ComfyUI 0.3.64 defaults).
@@ -191,11 +236,14 @@ class BudgetController:
             gaps differing by at most one step, the longer ones first: the budget mode's plan).
         forced: per step, True where the step always calls (outside the start/end window); their calls are part of
             `budget`, and the rest of it is spread at regular gaps over the steps that are free to skip.
+        last_gap: front placement: steps of the gap that ends on the run's last step (0: as long as the others;
+            see last_gap()); the other gaps share the rest, the longer first.
     """
 
     def __init__(self, sigmas: Sequence[float], costs: Sequence[int], budget: int, warmup: int = 1,
                  space: str = "eps", adapt: float = ADAPT_LIMIT, order: int = EXTRAPOLATION_ORDER,
-                 abscissa: str = "log", forced: Sequence[bool] = (), placement: str = "axis") -> None:
+                 abscissa: str = "log", forced: Sequence[bool] = (), placement: str = "axis",
+                 last_gap: int = 0) -> None:
         self.sigmas = [float(s) for s in sigmas]
         self.costs = [int(c) for c in costs]
         if len(self.costs) != len(self.sigmas) - 1:
@@ -217,6 +265,9 @@ class BudgetController:
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
         self.placement = placement
+        if last_gap < 0:
+            raise ValueError(f"last_gap must be >= 0 steps (0: as long as the others), got {last_gap}")
+        self.last_gap = int(last_gap)
         # where each step sits for spacing the calls: along the axis, or at its step index (decreasing, like λ)
         self.places = self.lams if placement == "axis" else [-float(i) for i in range(len(self.sigmas))]
         self.spent = 0
@@ -269,6 +320,11 @@ class BudgetController:
         at = self.places
         gap = (at[self._last] - at[end]) / max(future, 1e-9)
         if self.placement == "front":
+            mid = end - self.last_gap  # where the gap before the shortened last one ends
+            if end_paid and self.last_gap and mid > self._last:
+                if step > mid:
+                    return False  # inside the last gap: the run's last step calls
+                gap = (mid - self._last) / max(future - 1, 1e-9)
             # whole steps: the next gap is the longest the rest needs, so the gaps that divide unevenly come first
             return step - self._last >= math.ceil(gap - 1e-9)
         gap *= self._factor()
