@@ -137,14 +137,19 @@ def choose(config: SkipConfig, function_name: str, sigmas: Sequence[float],
     outside = f", plus the {outside_calls} calls of the steps outside it" if outside_calls else ""
     # the last gap is shortened only where the calls run to the run's last step (a window closed by a forced call
     # keeps even gaps: that call is not the output)
-    plan = plan_for(sigmas[first:end + 1], budget, axis, to_the_end=end == steps)
+    computed = resampled_steps(budget, per_step)  # steps whose calls the budget pays (heun: 2 each, 1 on the last)
+    if per_step > 1:  # what those steps spend: an odd call left over buys no two-call step
+        budget = min(budget, sum(costs[first:first + computed - 1]) + costs[end - 1])
+    plan = plan_for(sigmas[first:end + 1], computed, axis, to_the_end=end == steps)
     if plan.placement == "axis":
         where = "log σ" if axis == "log" else "σ"
         placed = (f"at regular {where} gaps (the schedule's steps are uneven along {where}: the plan's gaps would "
                   f"differ {plan.ratio:.1f}x)")
         along = where
     else:
-        placed = "at regular whole-step gaps" if config.windowed else gap_words(inside, budget, plan.last_gap)
+        placed = "at regular whole-step gaps" if config.windowed else gap_words(inside, computed, plan.last_gap)
+        if per_step > 1:
+            placed = f"({computed} computed steps) {placed}"
         along = "the step index"
     note = (f"{speed}: {budget} model calls{window} {placed}{outside}, skipped calls "
             f"extrapolated quadratically in {along} ({why})")
