@@ -21,6 +21,14 @@ Why this rule (measured with scripts/bench/budget_study.py and budget_grid.py; f
   60.7 against 59.9 / 61.3 at 13 / 17 calls). The uneven gaps go first because the first gaps extrapolate from
   one or two nodes anyway and the output is the last step's D; putting the longer gap last (plain index spacing)
   lost 3.6 dB on flow dpmpp_2m at 25 calls.
+- The last gap (session 4): the output is the last call's prediction, so the extrapolation error of the gap that
+  ends there reaches it undamped (making one gap's skipped steps real, flow DiT euler at 13 calls: the last gap is
+  worth +2.1 dB, every other gap -1.1 to +0.5), while its nodes stay evenly spaced whatever its length. It gets the
+  whole number of steps whose length along the axis is nearest the mean gap along it (last_gap): 2 / 1 / 1 / 1 steps
+  on the DiT's simple at 13 / 17 / 20 / 25 calls of 50 (its σ steps grow ~9x towards the end), 3 / 2 / 2 / 1 on
+  digits' karras (log σ steps grow ~2x). Flow euler at 13 calls 54.1 dB against the 50-step output (+12.6 over
+  13 plain steps; the even plan +9.1), flow dpmpp_2m 53.7 / 55.7 / 57.0 / 57.1 (was 48.5 / 52.0 / 54.7 / 54.9);
+  digits gained 2-4 dB at 17 calls; 9 digits cells and 2 DiT cells lost up to 1.1 dB (digits euler 25 calls -1.0).
 - The front plan needs a schedule that is smooth along the family's axis (log σ; σ for flow models). Digits'
   ddim_uniform ends in steps that jump in log σ (…, -1.6, -2.0, -3.2) and lost 10-14 dB with it (43.8 / 48.8 / 57.2
   vs 57.5 / 60.0 / 64.1 dB at 13 / 17 / 25 calls); the plan's consecutive gaps measured along the axis differ 4.0-4.2x
@@ -42,9 +50,13 @@ Why this rule (measured with scripts/bench/budget_study.py and budget_grid.py; f
   8-14 dB to regular gaps on an analytic mixture and tied them on the digits model, and choosing the order per
   sample by a back-test picked linear and lost 1-5 dB: uneven nodes inflate the extrapolation weights. So the
   default keeps gaps regular (adapt = 1); the control stays available (adapt > 1) for the study.
-- Multi-call samplers (heun, dpm_2, dpmpp_sde, ...) resample: a computed step spends k calls on one node (its
-  later calls sit off the trajectory and are not used as nodes), so the budget buys k times fewer nodes than
-  fewer steps buys steps; heun measured -16 dB at 13 calls and -2 dB at 19 against fewer heun steps.
+- heun skips whole steps (session 4): a computed step spends both calls (its corrector sits off the trajectory and
+  is not a node), a skipped step's two calls land on the extrapolation at σ_i and σ_i+1, so the step is the
+  trapezoid integral of the extrapolated d. On the front plan along the index: digits 38.1 / 49.1 / 49.3 / 59.6 dB at
+  13 / 17 / 19 / 25 calls against 30.0 / 36.8 / 39.4 / 45.0 for fewer heun steps; the flow DiT 39.5 / 45.7 / 46.9 /
+  54.1 against 43.5 / 46.7 / 45.9 / 52.5 (fewer heun steps are better there at 13 / 17 calls, and stay below it
+  against (a): +0.4 dB at 13). (Last sessions' -16 dB at 13 calls was regular log σ gaps with a 4-call warm-up.)
+  The other multi-call samplers (dpm_2's midpoint, dpmpp_sde, heun++) were not measured skipping and resample.
 - Samplers that inject noise from ComfyUI's Brownian tree (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde): a predicted D
   cannot answer freshly injected noise (skipping lost 8.6 / 4.0 dB at 13 / 20 calls), so they resample, to N steps
   of the user's own scheduler when the patch recognises it (the tree spans the schedule's [σ_min, σ_max], so the
