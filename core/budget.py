@@ -54,8 +54,8 @@ Why this rule (measured with scripts/bench/budget_study.py and budget_grid.py; f
   is not a node), a skipped step's two calls land on the extrapolation at σ_i and σ_i+1, so the step is the
   trapezoid integral of the extrapolated d. On the front plan along the index: digits 38.1 / 49.1 / 49.3 / 59.6 dB at
   13 / 17 / 19 / 25 calls against 30.0 / 36.8 / 39.4 / 45.0 for fewer heun steps; the flow DiT 39.5 / 45.7 / 46.9 /
-  54.1 against 43.5 / 46.7 / 45.9 / 52.5 (fewer heun steps are better there at 13 / 17 calls, and stay below it
-  against (a): +0.4 dB at 13). (Last sessions' -16 dB at 13 calls was regular log σ gaps with a 4-call warm-up.)
+  54.1 against 43.5 / 46.7 / 45.9 / 52.5 for the resample (better there at 13 / 17 calls; skipping stays 0.4 dB
+  above (a) at 13). (The earlier -16 dB at 13 calls was measured with regular log σ gaps, extrapolated in log σ.)
   The other multi-call samplers (dpm_2's midpoint, dpmpp_sde, heun++) were not measured skipping and resample.
 - Samplers that inject noise from ComfyUI's Brownian tree (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde): a predicted D
   cannot answer freshly injected noise (skipping lost 8.6 / 4.0 dB at 13 / 20 calls), so they resample, to N steps
