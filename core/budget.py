@@ -21,6 +21,14 @@ Why this rule (measured with scripts/bench/budget_study.py and budget_grid.py; f
   60.7 against 59.9 / 61.3 at 13 / 17 calls). The uneven gaps go first because the first gaps extrapolate from
   one or two nodes anyway and the output is the last step's D; putting the longer gap last (plain index spacing)
   lost 3.6 dB on flow dpmpp_2m at 25 calls.
+- The last gap (session 4): the output is the last call's prediction, so the extrapolation error of the gap that
+  ends there reaches it undamped (making one gap's skipped steps real, flow DiT euler at 13 calls: the last gap is
+  worth +2.1 dB, every other gap -1.1 to +0.5), while its nodes stay evenly spaced whatever its length. It gets the
+  whole number of steps whose length along the axis is nearest the mean gap along it (last_gap): 2 / 1 / 1 / 1 steps
+  on the DiT's simple at 13 / 17 / 20 / 25 calls of 50 (its σ steps grow ~9x towards the end), 3 / 2 / 2 / 1 on
+  digits' karras (log σ steps grow ~2x). Flow euler at 13 calls 54.1 dB against the 50-step output (+12.6 over
+  13 plain steps; the even plan +9.1), flow dpmpp_2m 53.7 / 55.7 / 57.0 / 57.1 (was 48.5 / 52.0 / 54.7 / 54.9);
+  digits gained 2-4 dB at 17 calls; 9 digits cells and 2 DiT cells lost up to 1.1 dB (digits euler 25 calls -1.0).
 - The front plan needs a schedule that is smooth along the family's axis (log σ; σ for flow models). Digits'
   ddim_uniform ends in steps that jump in log σ (…, -1.6, -2.0, -3.2) and lost 10-14 dB with it (43.8 / 48.8 / 57.2
   vs 57.5 / 60.0 / 64.1 dB at 13 / 17 / 25 calls); the plan's consecutive gaps measured along the axis differ 4.0-4.2x
@@ -42,9 +50,13 @@ Why this rule (measured with scripts/bench/budget_study.py and budget_grid.py; f
   8-14 dB to regular gaps on an analytic mixture and tied them on the digits model, and choosing the order per
   sample by a back-test picked linear and lost 1-5 dB: uneven nodes inflate the extrapolation weights. So the
   default keeps gaps regular (adapt = 1); the control stays available (adapt > 1) for the study.
-- Multi-call samplers (heun, dpm_2, dpmpp_sde, ...) resample: a computed step spends k calls on one node (its
-  later calls sit off the trajectory and are not used as nodes), so the budget buys k times fewer nodes than
-  fewer steps buys steps; heun measured -16 dB at 13 calls and -2 dB at 19 against fewer heun steps.
+- heun skips whole steps (session 4): a computed step spends both calls (its corrector sits off the trajectory and
+  is not a node), a skipped step's two calls land on the extrapolation at σ_i and σ_i+1, so the step is the
+  trapezoid integral of the extrapolated d. On the front plan along the index: digits 38.1 / 49.1 / 49.3 / 59.6 dB at
+  13 / 17 / 19 / 25 calls against 30.0 / 36.8 / 39.4 / 45.0 for fewer heun steps; the flow DiT 39.5 / 45.7 / 46.9 /
+  54.1 against 43.5 / 46.7 / 45.9 / 52.5 for the resample (better there at 13 / 17 calls; skipping stays 0.4 dB
+  above (a) at 13). (The earlier -16 dB at 13 calls was measured with regular log σ gaps, extrapolated in log σ.)
+  The other multi-call samplers (dpm_2's midpoint, dpmpp_sde, heun++) were not measured skipping and resample.
 - Samplers that inject noise from ComfyUI's Brownian tree (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde): a predicted D
   cannot answer freshly injected noise (skipping lost 8.6 / 4.0 dB at 13 / 20 calls), so they resample, to N steps
   of the user's own scheduler when the patch recognises it (the tree spans the schedule's [σ_min, σ_max], so the
@@ -56,6 +68,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -78,12 +91,16 @@ SKIP_ABSCISSA = "index"  # and the axis its skipped calls are extrapolated along
 SMOOTH_LIMIT = 2.5
 
 
-def front_plan(steps: int, calls: int) -> list[int]:
-    """The steps the front placement calls when `calls` of `steps` steps are free: gaps of q + 1 steps first, then q."""
+def front_plan(steps: int, calls: int, last: int = 0) -> list[int]:
+    """The steps the front placement calls when `calls` of `steps` steps are free: gaps of q + 1 steps first, then
+    q; with `last` > 0 the last gap is `last` steps and the others share the rest the same way."""
     if calls >= steps:
         return list(range(steps))
     if calls <= 1:
         return [0]
+    if last and calls > 2:
+        head = front_plan(steps - last, calls - 1)
+        return head + [steps - 1]
     q, r = divmod(steps - 1, calls - 1)
     out = [0]
     for j in range(calls - 1):
@@ -91,23 +108,63 @@ def front_plan(steps: int, calls: int) -> list[int]:
     return out
 
 
+def _positions(sigmas: Sequence[float], axis: str) -> list[float]:
+    """Where each nonzero σ of `sigmas` sits along `axis` ("log" σ or "sigma")."""
+    return [math.log(float(s)) if axis == "log" else float(s) for s in sigmas if s > 0]
+
+
 def gap_ratio(sigmas: Sequence[float], calls: int, axis: str) -> float:
     """Largest ratio of the lengths along `axis` ("log" σ or "sigma") of two consecutive gaps of the front plan
     over the nonzero σ of `sigmas` (1 for fewer than two gaps)."""
-    body = [float(s) for s in sigmas if s > 0]
-    plan = front_plan(len(body), calls)
-    at = [math.log(body[i]) if axis == "log" else body[i] for i in plan]
-    lengths = [a - b for a, b in zip(at, at[1:])]
+    at = _positions(sigmas, axis)
+    plan = [at[i] for i in front_plan(len(at), calls)]
+    lengths = [a - b for a, b in zip(plan, plan[1:])]
     ratios = [max(a / b, b / a) if a > 0 and b > 0 else math.inf for a, b in zip(lengths, lengths[1:])]
     return max(ratios, default=1.0)
 
 
-def plan_for(sigmas: Sequence[float], calls: int, axis: str) -> tuple[str, str]:
-    """(placement, abscissa) of the budget mode for a run: the front plan along the step index where the schedule is
-    smooth along `axis` (gap_ratio <= SMOOTH_LIMIT), else regular gaps along the axis."""
-    if gap_ratio(sigmas, calls, axis) <= SMOOTH_LIMIT:
-        return PLACEMENT, SKIP_ABSCISSA
-    return "axis", axis
+def last_gap(sigmas: Sequence[float], calls: int, axis: str) -> int:
+    """Steps of the front plan's last gap (0: the plan has fewer than two gaps): the whole number of steps, at
+    most the plan's regular gap q, whose length along `axis` is nearest (in ratio) the mean gap along it, i.e. the
+    length a plan regular along the axis would give every gap. The output is the last call's prediction, so the
+    last gap's extrapolation error reaches it undamped, while its nodes (the calls before it) stay evenly spaced
+    in the step index whatever its length. Ties keep the longer gap."""
+    at = _positions(sigmas, axis)
+    steps = len(at)
+    if calls < 3 or calls >= steps:
+        return 0
+    q = (steps - 1) // (calls - 1)
+    mean = (at[0] - at[-1]) / (calls - 1)
+    if not mean > 0:
+        return q
+
+    def miss(length: int) -> float:
+        span = at[steps - 1 - length] - at[-1]
+        return abs(math.log(span / mean)) if span > 0 else math.inf
+    return min(range(q, 0, -1), key=miss)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a skipping budget run places its calls (plan_for): the placement and the abscissa skipped calls are
+    extrapolated along; for the front plan the last gap's steps; the schedule's gap ratio that chose between them."""
+
+    placement: str
+    abscissa: str
+    last_gap: int = 0
+    ratio: float = 1.0
+
+
+def plan_for(sigmas: Sequence[float], calls: int, axis: str, to_the_end: bool = True) -> Plan:
+    """The budget mode's plan for a run: the front plan along the step index where the schedule is smooth along
+    `axis` (gap_ratio <= SMOOTH_LIMIT), its last gap from last_gap when the calls run to the run's last step
+    (`to_the_end`; a window closed by a forced call keeps even gaps), else regular gaps along the axis."""
+    ratio = gap_ratio(sigmas, calls, axis)
+    if ratio <= SMOOTH_LIMIT:
+        return Plan(PLACEMENT, SKIP_ABSCISSA, last_gap(sigmas, calls, axis) if to_the_end else 0, ratio)
+    return Plan("axis", axis, 0, ratio)
+
+
 ADAPT_LIMIT = 1.0  # > 1: the error control may shorten a gap by this factor (measured worse, so off)
 
 # Order of accuracy of each ComfyUI sampler function (a property of the method; ComfyUI 0.3.64 defaults).
@@ -122,6 +179,10 @@ SOLVER_ORDER = {
     "sample_dpmpp_3m_sde": 3, "sample_dpmpp_3m_sde_gpu": 3, "sample_er_sde": 3, "sample_sa_solver": 3,
     "sample_seeds_2": 2, "sample_seeds_3": 3, "sample_exp_heun_2_x0": 2, "sample_exp_heun_2_x0_sde": 2,
 }
+# Multi-call samplers that skip whole steps: heun's second call sits on the next step's σ, so on a skipped step both
+# calls are the same polynomial's values and the step is its trapezoid integral (dpm_2's midpoint, dpmpp_sde's
+# Brownian noise and heun++'s lookahead were not measured: they resample).
+SKIP_WHOLE_STEPS = frozenset({"sample_heun"})
 # Samplers whose injected noise comes from a BrownianTreeNoiseSampler over the run's σ range.
 BROWNIAN_TREE = frozenset({
     "sample_dpmpp_sde", "sample_dpmpp_sde_gpu", "sample_dpmpp_2m_sde", "sample_dpmpp_2m_sde_gpu",
@@ -142,6 +203,13 @@ def budget_calls(full_calls: int, speedup: float) -> int:
 def choose_mode(function_name: str, calls_per_step: int = 1) -> tuple[str, str]:
     """("skip" or "resample", why) for a sampler function, from what the sampler is (never from the model)."""
     short = function_name.removeprefix("sample_")
+    if calls_per_step > 1 and function_name in SKIP_WHOLE_STEPS:
+        # measured (session 4, 8 seeds, vs the 50-step output at 13 / 17 / 19 / 25 calls): skipping whole steps
+        # 38.1 / 49.1 / 49.3 / 59.6 dB on digits against 30.0 / 36.8 / 39.4 / 45.0 for fewer heun steps; on the flow
+        # DiT 39.5 / 45.7 / 46.9 / 54.1 against 43.5 / 46.7 / 45.9 / 52.5 (fewer heun steps win there at 13-17 calls)
+        return "skip", (f"{short} makes {calls_per_step} calls per step, the second on the next step's σ: whole steps "
+                        "are skipped, a skipped step integrating the extrapolated d by the trapezoid rule, and a "
+                        "computed step's calls are both real")
     if calls_per_step > 1:
         return "resample", (f"{short} makes {calls_per_step} calls per step: a computed step buys one "
                             "extrapolation node for the price of two of its own steps")
@@ -191,11 +259,14 @@ class BudgetController:
             gaps differing by at most one step, the longer ones first: the budget mode's plan).
         forced: per step, True where the step always calls (outside the start/end window); their calls are part of
             `budget`, and the rest of it is spread at regular gaps over the steps that are free to skip.
+        last_gap: front placement: steps of the gap that ends on the run's last step (0: as long as the others;
+            see last_gap()); the other gaps share the rest, the longer first.
     """
 
     def __init__(self, sigmas: Sequence[float], costs: Sequence[int], budget: int, warmup: int = 1,
                  space: str = "eps", adapt: float = ADAPT_LIMIT, order: int = EXTRAPOLATION_ORDER,
-                 abscissa: str = "log", forced: Sequence[bool] = (), placement: str = "axis") -> None:
+                 abscissa: str = "log", forced: Sequence[bool] = (), placement: str = "axis",
+                 last_gap: int = 0) -> None:
         self.sigmas = [float(s) for s in sigmas]
         self.costs = [int(c) for c in costs]
         if len(self.costs) != len(self.sigmas) - 1:
@@ -217,6 +288,9 @@ class BudgetController:
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
         self.placement = placement
+        if last_gap < 0:
+            raise ValueError(f"last_gap must be >= 0 steps (0: as long as the others), got {last_gap}")
+        self.last_gap = int(last_gap)
         # where each step sits for spacing the calls: along the axis, or at its step index (decreasing, like λ)
         self.places = self.lams if placement == "axis" else [-float(i) for i in range(len(self.sigmas))]
         self.spent = 0
@@ -263,12 +337,21 @@ class BudgetController:
             return False  # keep the last step's call: the output is its prediction
         if step < self.warmup:
             return True
-        future = left / (free_cost / len(free))  # calls left, in steps of the mean cost
-        if not end_paid:
-            future += 1  # the forced call at `end` closes the last gap for free
+        if end_paid:
+            # whole computed steps left: the run's last step (heun: one call) and the rest at their mean cost (an
+            # odd call left over buys no two-call step)
+            rest = [self.costs[i] for i in free if i != end]
+            future = 1 + math.floor((left - self.costs[end]) / (sum(rest) / len(rest)) + 1e-9) if rest else 1.0
+        else:
+            future = left / (free_cost / len(free)) + 1  # the forced call at `end` closes the last gap for free
         at = self.places
         gap = (at[self._last] - at[end]) / max(future, 1e-9)
         if self.placement == "front":
+            mid = end - self.last_gap  # where the gap before the shortened last one ends
+            if end_paid and self.last_gap and mid > self._last:
+                if step > mid:
+                    return False  # inside the last gap: the run's last step calls
+                gap = (mid - self._last) / max(future - 1, 1e-9)
             # whole steps: the next gap is the longest the rest needs, so the gaps that divide unevenly come first
             return step - self._last >= math.ceil(gap - 1e-9)
         gap *= self._factor()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .budget import (BROWNIAN_TREE, PLACEMENT, SKIP_ABSCISSA, BudgetController, budget_calls, choose_mode,
-                     gap_ratio, plan_for, resampled_steps)
+                     front_plan, plan_for, resampled_steps)
 from .config import SkipConfig
 from .skip_path import SkipPath
 
@@ -69,6 +69,7 @@ class BudgetChoice:
     forced: tuple[bool, ...] = ()  # per step of `sigmas`: outside the start/end window, so it always calls
     placement: str = PLACEMENT  # skip: how the calls are spaced (core/budget.plan_for) ...
     abscissa: str = SKIP_ABSCISSA  # ... and what skipped calls are extrapolated along
+    last_gap: int = 0  # front plan: steps of its last gap (0: as long as the others)
 
 
 def window_span(config: SkipConfig, sigmas: Sequence[float]) -> tuple[int, int]:
@@ -134,31 +135,46 @@ def choose(config: SkipConfig, function_name: str, sigmas: Sequence[float],
                             note, axis, forced)
     forced = tuple(not (first <= i < end) for i in range(steps))
     outside = f", plus the {outside_calls} calls of the steps outside it" if outside_calls else ""
-    placement, abscissa = plan_for(sigmas[first:end + 1], budget, axis)
-    if placement == "axis":
+    # the last gap is shortened only where the calls run to the run's last step (a window closed by a forced call
+    # keeps even gaps: that call is not the output)
+    computed = resampled_steps(budget, per_step)  # steps whose calls the budget pays (heun: 2 each, 1 on the last)
+    if per_step > 1:  # what those steps spend: an odd call left over buys no two-call step
+        budget = min(budget, sum(costs[first:first + computed - 1]) + costs[end - 1])
+    plan = plan_for(sigmas[first:end + 1], computed, axis, to_the_end=end == steps)
+    if plan.placement == "axis":
         where = "log σ" if axis == "log" else "σ"
         placed = (f"at regular {where} gaps (the schedule's steps are uneven along {where}: the plan's gaps would "
-                  f"differ {gap_ratio(sigmas[first:end + 1], budget, axis):.1f}x)")
+                  f"differ {plan.ratio:.1f}x)")
         along = where
     else:
-        placed = "at regular whole-step gaps" if config.windowed else gap_words(inside, budget)
+        placed = "at regular whole-step gaps" if config.windowed else gap_words(inside, computed, plan.last_gap)
+        if per_step > 1:
+            placed = f"({computed} computed steps) {placed}"
         along = "the step index"
     note = (f"{speed}: {budget} model calls{window} {placed}{outside}, skipped calls "
             f"extrapolated quadratically in {along} ({why})")
-    return BudgetChoice("skip", budget + outside_calls, sigmas, full_calls, note, axis, forced, placement, abscissa)
+    return BudgetChoice("skip", budget + outside_calls, sigmas, full_calls, note, axis, forced, plan.placement,
+                        plan.abscissa, plan.last_gap)
 
 
-def gap_words(steps: int, calls: int) -> str:
-    """How `calls` calls sit on `steps` steps under the front placement, for the log line ("every 3rd step, the
-    first gap 4")."""
+def gap_words(steps: int, calls: int, last: int = 0) -> str:
+    """How `calls` calls sit on `steps` steps under the front placement (with its last gap `last` steps, 0: as
+    the others), for the log line ("every 3rd step, the first gap 4, the last 1")."""
     if calls >= steps:
         return "on every step"
     if calls <= 1:
         return "on the first step"
-    gaps, rest = divmod(steps - 1, calls - 1)
-    ordinal = {1: "", 2: "2nd ", 3: "3rd "}.get(gaps, f"{gaps}th ")
-    longer = "" if not rest else (f", the first gap {gaps + 1}" if rest == 1 else f", the first {rest} gaps {gaps + 1}")
-    return f"every {ordinal}step{longer}"
+    plan = front_plan(steps, calls, last)
+    gaps = [b - a for a, b in zip(plan, plan[1:])]
+    tail = ""
+    if last and len(gaps) > 1 and gaps[-1] != min(gaps[:-1]):
+        tail = f", the last {gaps[-1]}"
+        gaps = gaps[:-1]
+    base = min(gaps)
+    rest = sum(g > base for g in gaps)
+    ordinal = {1: "", 2: "2nd ", 3: "3rd "}.get(base, f"{base}th ")
+    longer = "" if not rest else (f", the first gap {base + 1}" if rest == 1 else f", the first {rest} gaps {base + 1}")
+    return f"every {ordinal}step{longer}{tail}"
 
 
 class BudgetSkipController:
@@ -166,14 +182,15 @@ class BudgetSkipController:
 
     def __init__(self, config: SkipConfig, sigmas: Sequence[float], costs: Sequence[int], budget: int,
                  space: str = "eps", forced: Sequence[bool] = (), placement: str = PLACEMENT,
-                 abscissa: str = SKIP_ABSCISSA) -> None:
+                 abscissa: str = SKIP_ABSCISSA, last_gap: int = 0) -> None:
         self.config = config
         self.total_steps = len(sigmas) - 1
         # no warm-up beyond the first call: regular gaps from step 0 (a 4-call warm-up measured 4-14 dB worse at
         # 8-10 calls of 20 steps, since it bunches calls where d barely changes); warmup_steps is not read. The
-        # plan and the extrapolation axis come from core/budget.plan_for (BudgetChoice.placement / abscissa)
+        # plan, its last gap and the extrapolation axis come from core/budget.plan_for (BudgetChoice.placement /
+        # last_gap / abscissa)
         self.inner = BudgetController(sigmas, costs, budget, warmup=1, space=space, abscissa=abscissa,
-                                      forced=forced, placement=placement)
+                                      forced=forced, placement=placement, last_gap=last_gap)
         used = dataclasses.replace(config, reuse="quadratic")  # what skipped calls get, whatever `reuse` says
         self.path = SkipPath(sigmas=[float(s) for s in sigmas], config=used, kind="budget", space=space)
         self.path.estimator = self.inner.estimates  # filled as the run goes (measured errors land after decide)

@@ -240,7 +240,7 @@ def _controllers_for(state: RunState, batch: int, scheduler: str) -> list[SkipCo
         costs = [state.calls_in_step(i, state.sigmas) for i in range(len(state.sigmas) - 1)]
         budget = BudgetSkipController(state.config, state.sigmas, costs, state.budget.budget,
                                       reuse_space(state.function_name, "quadratic"), state.budget.forced,
-                                      state.budget.placement, state.budget.abscissa)
+                                      state.budget.placement, state.budget.abscissa, state.budget.last_gap)
         budget.path.sampler, budget.path.scheduler = state.function_name.removeprefix("sample_"), scheduler
         return [budget]
     count = batch if state.config.per_sample else 1

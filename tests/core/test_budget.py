@@ -207,9 +207,30 @@ def test_choose_mode_from_the_sampler(name, mode):
     assert name.removeprefix("sample_") in why
 
 
-def test_multi_call_samplers_resample():
+def test_heun_skips_whole_steps_and_other_multi_call_samplers_resample():
     mode, why = choose_mode("sample_heun", 2)
-    assert mode == "resample" and "2 calls per step" in why
+    assert mode == "skip" and "second on the next step's σ" in why and "trapezoid" in why
+    for name in ("sample_dpm_2", "sample_dpm_2_ancestral", "sample_dpmpp_sde"):
+        mode, why = choose_mode(name, 2)
+        assert mode == "resample" and "2 calls per step" in why, name
+    assert choose_mode("sample_heunpp2", 3)[0] == "resample"
+
+
+@pytest.mark.parametrize("budget,computed", [(13, 7), (17, 9), (19, 10), (25, 13), (20, 10)])
+def test_heun_skipping_calls_the_front_plan_of_its_computed_steps(budget, computed):
+    """A computed heun step pays both its calls (one on the step that lands on σ = 0); the computed steps sit
+    where the front plan puts `computed` single calls, the last gap included, and the budget is spent exactly
+    (an even budget leaves the one call no two-call step fits)."""
+    from adaptive_skip_core.budget import front_plan
+    steps = 50
+    sigmas = karras(steps)
+    costs = [2] * (steps - 1) + [1]
+    for last in (0, 1, 3):
+        ctl = BudgetController(sigmas, costs, budget, placement="front", abscissa="index", last_gap=last)
+        _, calls = run_euler(sigmas, mixture, X0, ctl, heun=True)
+        made = [i for i, c in enumerate(ctl.computed) if c]
+        assert made == front_plan(steps, computed, last), (budget, last, made)
+        assert calls == ctl.spent == 2 * computed - 1
 
 
 def test_every_brownian_tree_sampler_resamples():

@@ -107,11 +107,12 @@ def test_the_pack_controller_runs_the_front_plan_along_the_step_index():
     cfg = SkipConfig(criterion="budget", speedup=3.0)
     sig = flow_simple(50)
     choice = choose(cfg, "sample_dpmpp_2m", sig, lambda i, s: 1, axis="sigma")
-    assert choice.budget == 17 and "every 3rd step, the first gap 4" in choice.note
+    assert choice.budget == 17 and "every 3rd step, the first 3 gaps 4, the last 1" in choice.note
     assert "extrapolated quadratically in the step index" in choice.note
-    ctl = BudgetSkipController(cfg, sig, [1] * 50, choice.budget)
-    assert (choice.placement, choice.abscissa) == ("front", "index")
-    assert ctl.inner.placement == "front" and ctl.inner.abscissa == "index"
+    assert (choice.placement, choice.abscissa, choice.last_gap) == ("front", "index", 1)
+    ctl = BudgetSkipController(cfg, sig, [1] * 50, choice.budget, placement=choice.placement,
+                               abscissa=choice.abscissa, last_gap=choice.last_gap)
+    assert ctl.inner.placement == "front" and ctl.inner.abscissa == "index" and ctl.inner.last_gap == 1
     x = torch.zeros(1, 2)
     for i, s in enumerate(sig[:-1]):
         if ctl.decide(i, x, s):
@@ -119,7 +120,7 @@ def test_the_pack_controller_runs_the_front_plan_along_the_step_index():
         else:
             ctl.predict(x, s)
     calls = [i for i, c in enumerate(ctl.path.computed) if c]
-    assert gaps_of(calls) == [4] + [3] * 15
+    assert gaps_of(calls) == [4] * 3 + [3] * 12 + [1]
 
 
 @pytest.mark.parametrize("steps,calls,words", [
@@ -159,10 +160,13 @@ def uneven_end(n: int = 50) -> list[float]:
 def test_plan_is_front_where_the_schedule_is_smooth_along_the_axis_and_regular_along_it_where_not():
     from adaptive_skip_core.budget import SMOOTH_LIMIT, gap_ratio, plan_for
     for calls in (13, 17, 20, 25):
-        assert gap_ratio(karras(50), calls, "log") < 1.5 and plan_for(karras(50), calls, "log") == ("front", "index")
+        plan = plan_for(karras(50), calls, "log")
+        assert gap_ratio(karras(50), calls, "log") < 1.5 and (plan.placement, plan.abscissa) == ("front", "index")
+        assert plan.ratio == gap_ratio(karras(50), calls, "log")
         assert gap_ratio(flow_simple(50), calls, "sigma") < 1.5
         assert gap_ratio(uneven_end(), calls, "log") > SMOOTH_LIMIT
-        assert plan_for(uneven_end(), calls, "log") == ("axis", "log")
+        uneven = plan_for(uneven_end(), calls, "log")
+        assert (uneven.placement, uneven.abscissa, uneven.last_gap) == ("axis", "log", 0)
     cfg = SkipConfig(criterion="budget", speedup=3.85)
     choice = choose(cfg, "sample_euler", uneven_end(), lambda i, s: 1)
     assert (choice.placement, choice.abscissa) == ("axis", "log")

@@ -45,7 +45,7 @@ def test_a_split_schedule_that_stops_above_zero_keeps_stopping_there():
     assert len(got) == 5 and got[0] == sig[0] and got[-1] == pytest.approx(sig[-1]) and got[-1] > 0
 
 
-def test_choose_skips_euler_and_resamples_sde_and_heun():
+def test_choose_skips_euler_and_heun_and_resamples_sde_and_dpm_2():
     cfg = SkipConfig(criterion="budget", speedup=3.85)
     sig = karras(50)
     euler = choose(cfg, "sample_euler", sig, one_call)
@@ -54,9 +54,14 @@ def test_choose_skips_euler_and_resamples_sde_and_heun():
     sde = choose(cfg, "sample_dpmpp_2m_sde", sig, one_call)
     assert sde.mode == "resample" and len(sde.sigmas) == 14 and sde.budget == 13
     assert "13 of 50 steps" in sde.note and "Brownian" in sde.note
-    heun = choose(cfg, "sample_heun", sig, heun_calls)
-    assert heun.mode == "resample" and heun.full_calls == 99
-    assert heun.budget <= 13 and len(heun.sigmas) - 1 == 7  # 6 two-call steps and the last one-call step
+    dpm2 = choose(cfg, "sample_dpm_2", sig, heun_calls)
+    assert dpm2.mode == "resample" and dpm2.full_calls == 99
+    assert dpm2.budget <= 13 and len(dpm2.sigmas) - 1 == 7  # 6 two-call steps and the last one-call step
+    heun = choose(cfg, "sample_heun", sig, heun_calls)  # heun skips whole steps on the run's own schedule
+    assert heun.mode == "skip" and heun.sigmas == sig and heun.full_calls == 99 and heun.budget == 13
+    assert "13 model calls (7 computed steps) every 8th step" in heun.note and heun.placement == "front"
+    even = choose(SkipConfig(criterion="budget", speedup=2.5), "sample_heun", sig, heun_calls)
+    assert even.budget == 19 and "19 model calls (10 computed steps)" in even.note  # 20 buys 9 two-call steps + 1
 
 
 def test_controller_records_a_budget_path_and_spends_the_budget():

@@ -56,3 +56,15 @@ def test_budget_applies_inside_the_window_and_every_step_outside_calls(host, tin
     assert sum(c for c, o in zip(path.computed, outside) if not o) == round(inside / 4.0)
     assert path.model_calls == sum(outside) + round(inside / 4.0)
     assert "inside the 30%-80% window" in path.note and "not applied" not in path.note
+
+
+def test_heun_skips_whole_steps_through_comfyuis_own_sampler(host, tiny_sd15, tiny_conds):
+    # 20 heun steps = 39 calls; speedup 2.5 -> 8 calls: 4 computed steps (3 of two calls, the last of one)
+    patched = _budget(host, tiny_sd15, 2.5)
+    out = _sample(patched, tiny_conds, 20, "heun", "karras")
+    path = _last_path(host, patched)
+    assert path.kind == "budget" and path.sampler_calls == 39 and path.model_calls == 7
+    assert path.computed[0] and path.computed[-1] and sum(path.computed) == 4 and len(path.computed) == 20
+    assert "(4 computed steps)" in path.note and "trapezoid" in path.note
+    full = _sample(tiny_sd15, tiny_conds, 20, "heun", "karras")
+    assert torch.isfinite(out).all() and not torch.equal(out, full)
