@@ -10,8 +10,7 @@ import torch
 from adaptive_skip_core.budget import BudgetController, front_plan, last_gap
 from adaptive_skip_core.budget_run import BudgetSkipController, choose, gap_words
 from adaptive_skip_core.config import SkipConfig
-from budget_schedules import karras
-from test_budget_plan import drive, flow_simple, gaps_of
+from budget_schedules import drive, flow_simple, gaps_of, karras
 
 
 @pytest.mark.parametrize("calls,flow,eps", [(13, 2, 3), (17, 1, 2), (20, 1, 2), (25, 1, 1)])

@@ -10,34 +10,7 @@ import torch
 from adaptive_skip_core.budget import PLACEMENT, SKIP_ABSCISSA, BudgetController
 from adaptive_skip_core.budget_run import BudgetSkipController, choose, gap_words
 from adaptive_skip_core.config import SkipConfig
-from budget_schedules import karras
-
-
-def flow_simple(n: int, shift: float = 3.0) -> list[float]:
-    """A flow model's `simple` schedule shape: σ = shift·t / (1 + (shift - 1)·t), t uniform, ending in 0."""
-    ts = [1 - i / n for i in range(n)]
-    return [shift * t / (1 + (shift - 1) * t) for t in ts] + [0.0]
-
-
-def drive(ctl, sigmas, d_of):
-    """An euler loop (x ← x + (σ' - σ)·d) with d = d_of(step, σ) for real calls and the controller's prediction
-    for skipped ones; returns (x, the steps that called)."""
-    x = torch.zeros(1, 2, dtype=torch.float64)
-    calls = []
-    for i in range(len(sigmas) - 1):
-        s = sigmas[i]
-        if ctl.decide(i):
-            calls.append(i)
-            den = x - s * d_of(i, s)
-            ctl.store(x, den, s)
-        else:
-            den = ctl.predict(x, s)
-        x = x + (sigmas[i + 1] - s) * (x - den) / s
-    return x, calls
-
-
-def gaps_of(calls):
-    return [b - a for a, b in zip(calls, calls[1:])]
+from budget_schedules import drive, flow_simple, gaps_of, karras
 
 
 @pytest.mark.parametrize("steps", [10, 20, 50])
