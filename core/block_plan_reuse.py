@@ -82,14 +82,44 @@ class ResidualCache:
                 self.updates += int(pick.sum())
 
     def reused(self, block, labels: Sequence[Hashable], args: dict) -> dict:
-        """The block's outputs by reuse: every stream is input + stored residual (call `available` first); other
-        entries pass through as they would for a skipped block (e.g. "txt" of a pre_only block)."""
+        """The block's outputs by reuse: every stream is input + stored residual for the rows `available` found one
+        for; other entries pass through as they would for a skipped block (e.g. "txt" of a pre_only block)."""
         out = dict(args)
-        for name in self._streams[block]:
-            parts = [part + self._store[(block, name, label)][0].to(part)
-                     for part, label in zip(self._chunks(args[name], labels), labels)]
+        for name in self._streams.get(block, ()):
+            parts = []
+            for part, label in zip(self._chunks(args[name], labels), labels):
+                entry = self._store.get((block, name, label))  # none (or another shape): rows that ran instead
+                parts.append(part + entry[0].to(part) if entry is not None and entry[0].shape == part.shape
+                             else part)
             out[name] = torch.cat(parts) if len(parts) > 1 else parts[0]
         return out
+
+
+def mix(on: Sequence[bool], computed: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """Row r of `computed` where on[r], else row r of `kept`."""
+    pick = torch.tensor(list(on), device=computed.device).reshape(-1, *([1] * (computed.ndim - 1)))
+    return torch.where(pick, computed, kept)
+
+
+def reuse_call(cache: ResidualCache, block, args: dict, on: Sequence[bool], original, store: bool):
+    """One block call under a reuse plan: (outputs, whether the block ran, whether it ran for a miss). Rows whose
+    plan skips the block get input + their stored residual; skipped rows without one run it (a miss); the block
+    runs on the whole batch when any row runs, and `store` keeps the residuals of the rows that ran."""
+    rows = len(on)
+    labels = chunk_labels(args.get("transformer_options"), rows)
+    have = [True] * rows if all(on) else cache.available(block, labels, args, rows)
+    ran = [o or not h for o, h in zip(on, have)]
+    if not any(ran):
+        return cache.reused(block, labels, args), False, False
+    out = original(args)
+    missed = not all(o or h for o, h in zip(on, have))
+    if store:
+        cache.update(block, labels, args, out, ran)
+    if all(ran):
+        return out, True, missed
+    reused = cache.reused(block, labels, args)
+    return ({k: (mix(ran, v, reused[k]) if isinstance(v, torch.Tensor) and isinstance(reused.get(k), torch.Tensor)
+                 and reused[k].shape == v.shape else v) for k, v in out.items()}, True, missed)
 
 
 def stream_names(args: dict, outputs: dict) -> list[str]:

@@ -253,7 +253,7 @@ def _search_reuse(steps, blocks, model, fitness: Fitness, config: BlockSearchCon
     if steps == 1 or (not weights and keep == steps * n) or (weights and total >= sum(w) * steps - 1e-9):
         plan = BlockPlan(((True,) * n,) * steps, tuple(blocks), model, sigmas=tuple(sigmas), weights=tuple(weights),
                          skipped=REUSE)
-        value = float(list(fitness([plan]))[0])
+        value = float(next(iter(fitness([plan]))))
         return BlockSearchResult(plan, value, plan, value, 1, [value])
     rest = (keep - n) / ((steps - 1) * n) if not weights else (total - sum(w)) / (sum(w) * (steps - 1))
     inner = BlockSearchConfig(cost_target=min(1.0, rest), population=config.population, parents=config.parents,

@@ -30,7 +30,7 @@ import comfy.patcher_extension
 import folder_paths
 
 from ..core.block_plan import PASS_THROUGH, REUSE, BlockId, BlockPlan, BlockPlanError
-from ..core.block_plan_reuse import ResidualCache, chunk_labels
+from ..core.block_plan_reuse import ResidualCache, reuse_call
 
 logger = logging.getLogger(__name__)
 
@@ -213,28 +213,16 @@ class BlockRun:
             self.stats.block_skips += 1
 
     def reuse_block(self, block: BlockId, args: dict, on: list[bool], original):
-        """A block call under skipped="reuse": rows that skip get input + their last residual; rows that skip but
-        have none yet (a conditioning first seen after step 0) run the block, counted as a block call."""
-        rows = len(on)
-        labels = chunk_labels(args.get("transformer_options"), rows)
-        have = [True] * rows if all(on) else self.cache.available(block, labels, args, rows)
-        ran = [o or not h for o, h in zip(on, have)]
-        if not any(ran):
-            self.count(False)
-            self.stats.reused += 1
-            return self.cache.reused(block, labels, args)
-        out = original(args)
-        self.count(True)
-        if not all(o or h for o, h in zip(on, have)):
-            self.stats.reuse_misses += 1
-        if self.last_skip[self.index[block]] > min(self.call_steps):
-            self.cache.update(block, labels, args, out, ran)
+        """A block call under skipped="reuse" (core/block_plan_reuse.py): skipped rows get input + their last
+        residual; a skipped row with none yet runs the block, counted as a block call and a miss."""
+        store = self.last_skip[self.index[block]] > min(self.call_steps)  # a later step skips it: keep residuals
+        out, ran, missed = reuse_call(self.cache, block, args, on, original, store)
+        self.count(ran)
+        self.stats.reused += not ran
+        self.stats.reuse_misses += missed
+        if ran and store:
             self.stats.residual_steps.append(self.call_steps[0])
-        if all(ran):
-            return out
-        reused = self.cache.reused(block, labels, args)
-        return {k: (_mix(ran, v, reused[k]) if isinstance(v, torch.Tensor) and isinstance(reused.get(k), torch.Tensor)
-                    and reused[k].shape == v.shape else v) for k, v in out.items()}
+        return out
 
 
 def _mix(on: list[bool], computed: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:

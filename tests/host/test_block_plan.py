@@ -422,7 +422,7 @@ def test_the_search_node_finds_and_saves_reuse_plans(host, tinies, pack_modules,
     def search(skipped, model=tiny.model):
         return node.search(model, tiny.positive, tiny.negative, tiny.latent, "euler", sigmas, 3.0, 0.75, 2, 6, 2,
                            0, "latent_mse", skipped=skipped)
-    model, plan, report = search("reuse")
+    _, plan, report = search("reuse")
     assert plan.skipped == "reuse" and all(plan.mask[0]) and plan.block_calls == 9
     assert "reuse their last residual" in report
     saved = [core.BlockPlan.from_text(p.read_text()) for p in tmp_path.glob("*.json")]
