@@ -165,7 +165,8 @@ def test_bad_plans_are_refused_with_the_fix_named(host, tiny_models, tinies, pac
         loader.load("(pasted text)", "")
 
 
-def test_plans_batched_as_rows_score_like_single_runs(host, tinies, pack_modules):
+@pytest.mark.parametrize("skipped", ["pass_through", "reuse"])
+def test_plans_batched_as_rows_score_like_single_runs(host, tinies, pack_modules, skipped):
     import sys
     import comfy.samplers
     search = sys.modules[f"{host.pack.__name__}.nodes.architecture_search"]
@@ -175,7 +176,8 @@ def test_plans_batched_as_rows_score_like_single_runs(host, tinies, pack_modules
     sigmas = comfy.samplers.calculate_sigmas(tiny.model.get_model_object("model_sampling"), "simple", 5)
     runner = search.PlanSampler(tiny.model, tiny.positive, tiny.negative, tiny.latent, sigmas,
                                 comfy.samplers.sampler_object("euler"), 3.0, num_seeds=2, seed=7)
-    plans = [core.random_plan(5, info.blocks, info.identity, 0.6, random.Random(i)) for i in range(3)]
+    plans = [core.random_plan(5, info.blocks, info.identity, 0.6, random.Random(i), skipped=skipped)
+             for i in range(3)]
     together = runner.plans(plans)
     for plan, batched in zip(plans, together):
         alone = runner.plans([plan])[0]
