@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 FORMAT = "adaptive_skip.block_plan"
-VERSION = 1
+VERSION = 2  # 2 added "skipped"; a pass_through plan is still written as version 1 (older packs read it)
+PASS_THROUGH, REUSE = "pass_through", "reuse"
+SKIPPED_CHOICES = (PASS_THROUGH, REUSE)
 
 BlockId = tuple  # ("double_block", 3), ("single_block", 0), ("attn1", "input", 1, 0), ...
 
@@ -33,7 +35,10 @@ def _block_id(raw) -> BlockId:
 
 @dataclass(frozen=True)
 class BlockPlan:
-    """mask[step][block] is True when that block runs at that sampler step; a skipped block passes its input on."""
+    """mask[step][block] is True when that block runs at that sampler step. What a skipped block does is `skipped`:
+    "pass_through" (its input goes on unchanged; every plan before format version 2) or "reuse" (its input plus
+    the residual, output minus input, of the last step at which it ran: the block caching of Delta-DiT / FORA /
+    Wimbauer et al. 2024). A reuse plan runs every block at its first step, so every skipped block has a residual."""
 
     mask: tuple[tuple[bool, ...], ...]
     blocks: tuple[BlockId, ...]
@@ -42,6 +47,7 @@ class BlockPlan:
     note: str = ""
     weights: tuple[float, ...] = field(default=())  # relative compute of each block; empty = all equal
     sampler: str = ""  # the sampler it was searched with: with `sigmas`, the two-stage search's whole result
+    skipped: str = PASS_THROUGH  # what a skipped block returns: its input, or its input + its last residual
     # EvoArchitectureSearch's cache key and what the search measured (settings, fitness of the find, of the best
     # uniform and a random plan, time): the record a repeated search is served from; not part of plan equality
     cache_key: str = field(default="", compare=False)
@@ -69,6 +75,12 @@ class BlockPlan:
             raise BlockPlanError("BLOCK_PLAN \"search\" must be a mapping (what the search measured)")
         if self.weights and (len(self.weights) != len(self.blocks) or min(self.weights) <= 0):
             raise BlockPlanError("BLOCK_PLAN weights need one positive value per block")
+        if self.skipped not in SKIPPED_CHOICES:
+            raise BlockPlanError(f"BLOCK_PLAN \"skipped\" is {self.skipped!r}; it must be one of {SKIPPED_CHOICES}")
+        if self.skipped == REUSE and not all(self.mask[0]):
+            raise BlockPlanError("a BLOCK_PLAN with skipped \"reuse\" must run every block at its first step (a "
+                                 "skipped block reuses the residual of an earlier step, and step 0 has none): set "
+                                 "the first mask row to all 1, or use skipped \"pass_through\"")
 
     @property
     def steps(self) -> int:
@@ -104,14 +116,18 @@ class BlockPlan:
 
     def summary(self) -> str:
         return (f"block plan: {self.steps} steps x {len(self.blocks)} blocks, {self.block_calls} of "
-                f"{self.steps * len(self.blocks)} block calls (cost {self.cost:.3f}) for {self.model}")
+                f"{self.steps * len(self.blocks)} block calls (cost {self.cost:.3f}), skipped blocks "
+                f"{'reuse their last residual' if self.skipped == REUSE else 'pass their input on'}, "
+                f"for {self.model}")
 
     # --- text form ------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, "model": self.model, "blocks": [list(b) for b in self.blocks],
+        version = VERSION if self.skipped != PASS_THROUGH else 1
+        return {"format": FORMAT, "version": version, "model": self.model, "blocks": [list(b) for b in self.blocks],
                 "mask": ["".join("1" if v else "0" for v in row) for row in self.mask],
                 "cost": round(self.cost, 6), "sigmas": list(self.sigmas), "sampler": self.sampler,
                 "weights": list(self.weights), "note": self.note,
+                **({"skipped": self.skipped} if self.skipped != PASS_THROUGH else {}),
                 **({"cache_key": self.cache_key} if self.cache_key else {}),
                 **({"search": self.search} if self.search else {})}
 
@@ -135,6 +151,7 @@ class BlockPlan:
         plan = cls(mask=tuple(tuple(c == "1" for c in r) for r in rows), blocks=tuple(data["blocks"]),
                    model=str(data["model"]), sigmas=tuple(data.get("sigmas") or ()), note=str(data.get("note", "")),
                    weights=tuple(data.get("weights") or ()), sampler=str(data.get("sampler", "")),
+                   skipped=str(data.get("skipped", PASS_THROUGH)),
                    cache_key=str(data.get("cache_key", "")), search=data.get("search") or {})
         if "cost" in data and abs(float(data["cost"]) - plan.cost) > 1e-4:
             raise BlockPlanError(f"BLOCK_PLAN text says cost {data['cost']} but its mask costs {plan.cost:.6f}; "
@@ -163,12 +180,16 @@ def kept_calls(cost: float, steps: int, blocks: int) -> int:
 
 
 def uniform_plan(steps: int, blocks: Sequence[BlockId], model: str, dropped: Sequence[int], **kw) -> BlockPlan:
-    """The same blocks (indices into `blocks`) dropped at every step."""
+    """The same blocks (indices into `blocks`) dropped at every step (at every step after the first for a reuse
+    plan, skipped="reuse", whose first step runs every block)."""
     off = set(dropped)
     row = tuple(i not in off for i in range(len(blocks)))
     if not any(row):
         raise BlockPlanError("a uniform plan must keep at least one block")
-    return BlockPlan(tuple(row for _ in range(steps)), tuple(blocks), model, **kw)
+    rows = [row] * steps
+    if kw.get("skipped") == REUSE:
+        rows[0] = (True,) * len(blocks)
+    return BlockPlan(tuple(rows), tuple(blocks), model, **kw)
 
 
 def evenly_dropped(blocks: int, count: int, offset: float = 0.5) -> list[int]:
@@ -182,13 +203,27 @@ def evenly_dropped(blocks: int, count: int, offset: float = 0.5) -> list[int]:
 
 def random_plan(steps: int, blocks: Sequence[BlockId], model: str, cost: float, rng: random.Random,
                 **kw) -> BlockPlan:
-    """A plan with exactly kept_calls(cost) block calls at random places, at least one block per step."""
+    """A plan with exactly kept_calls(cost) block calls at random places, at least one block per step (a reuse
+    plan, skipped="reuse": every block at the first step, the rest at random)."""
     n = len(blocks)
     keep = kept_calls(cost, steps, n)
     mask = [[False] * n for _ in range(steps)]
-    for s in range(steps):
+    first = 0
+    if kw.get("skipped") == REUSE:
+        check_reuse_budget(keep, steps, n)
+        mask[0], first = [True] * n, 1
+    for s in range(first, steps):
         mask[s][rng.randrange(n)] = True
-    free = [(s, b) for s in range(steps) for b in range(n) if not mask[s][b]]
-    for s, b in rng.sample(free, keep - steps):
+    free = [(s, b) for s in range(first, steps) for b in range(n) if not mask[s][b]]
+    for s, b in rng.sample(free, keep - sum(map(sum, mask))):
         mask[s][b] = True
     return BlockPlan(tuple(tuple(r) for r in mask), tuple(blocks), model, **kw)
+
+
+def check_reuse_budget(keep: int, steps: int, blocks: int) -> None:
+    """A reuse plan runs every block at step 0 and at least one at every later step: refuse a budget below that."""
+    if keep < blocks + steps - 1:
+        raise BlockPlanError(f"a reuse plan of {steps} steps x {blocks} blocks runs every block at its first step "
+                             f"and one block at each later step ({blocks + steps - 1} block calls) but the cost "
+                             f"target keeps {keep}; raise cost_target to at least "
+                             f"{(blocks + steps - 1) / (steps * blocks):.3f}")

@@ -7,6 +7,10 @@ blocks) and random plans; then top-k parents, crossover (whole steps from either
 genes, or single entries) and mutation (move kept calls to other blocks of the same step, or between steps),
 elitism. The result is never worse than the best seed; the best uniform seed's fitness is returned next to it,
 because "beats the uniform plan" is the claim a user wants checked.
+
+With skipped="reuse" (a skipped block adds its residual from the last step it ran) the first step runs every block
+(nothing to reuse yet) and the search, its uniform seeds (the same blocks dropped at every later step) and its
+operators work on the remaining steps with the remaining budget.
 """
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .block_plan import BlockId, BlockPlan, BlockPlanError, evenly_dropped, kept_calls
+from .block_plan import (PASS_THROUGH, REUSE, BlockId, BlockPlan, BlockPlanError, check_reuse_budget,
+                         evenly_dropped, kept_calls)
 
 Mask = list[list[bool]]
 Fitness = Callable[[list[BlockPlan]], Sequence[float]]  # lower is better, one value per plan
@@ -153,13 +158,19 @@ def uniform_seeds(steps: int, n: int, cost: float) -> list[Mask]:
 
 def search_block_plan(steps: int, blocks: Sequence[BlockId], model: str, fitness: Fitness,
                       config: BlockSearchConfig, sigmas: Sequence[float] = (), weights: Sequence[float] = (),
-                      seed_plans: Sequence[BlockPlan] = (), progress: Progress | None = None) -> BlockSearchResult:
+                      seed_plans: Sequence[BlockPlan] = (), progress: Progress | None = None,
+                      skipped: str = PASS_THROUGH) -> BlockSearchResult:
     """The best plan found at config.cost_target for `fitness` (lower is better). Deterministic for a seed.
 
     With `weights` (the relative compute of each block, e.g. a block whose context stream is pre_only costs less)
     the budget is weighted: every candidate's weighted cost is at most cost_target and no further block fits
     (candidates then differ slightly in cost; the plan's `cost` says which). Without, every candidate holds exactly
-    kept_calls(cost_target) block calls."""
+    kept_calls(cost_target) block calls. skipped="reuse": plans whose skipped blocks reuse their last residual, with
+    every block at the first step (module docstring)."""
+    if skipped == REUSE:
+        return _search_reuse(steps, blocks, model, fitness, config, sigmas, weights, seed_plans, progress)
+    if skipped != PASS_THROUGH:
+        raise BlockPlanError(f"skipped {skipped!r} must be {PASS_THROUGH!r} or {REUSE!r}")
     n = len(blocks)
     if steps < 1 or n < 1:
         raise BlockPlanError(f"a block plan needs >= 1 step and >= 1 block, got {steps} x {n}")
@@ -229,3 +240,36 @@ def search_block_plan(steps: int, blocks: Sequence[BlockId], model: str, fitness
 
 def _key(mask: Mask) -> tuple:
     return tuple(tuple(row) for row in mask)
+
+
+def _search_reuse(steps, blocks, model, fitness: Fitness, config: BlockSearchConfig, sigmas, weights, seed_plans,
+                  progress) -> BlockSearchResult:
+    """The reuse search: step 0 runs every block; steps 1.. are searched with the budget left (same total)."""
+    n = len(blocks)
+    keep = kept_calls(config.cost_target, steps, n)
+    check_reuse_budget(keep, steps, n)
+    w = list(weights) or [1.0] * n
+    total = config.cost_target * sum(w) * steps
+    if steps == 1 or (not weights and keep == steps * n) or (weights and total >= sum(w) * steps - 1e-9):
+        plan = BlockPlan(((True,) * n,) * steps, tuple(blocks), model, sigmas=tuple(sigmas), weights=tuple(weights),
+                         skipped=REUSE)
+        value = float(next(iter(fitness([plan]))))
+        return BlockSearchResult(plan, value, plan, value, 1, [value])
+    rest = (keep - n) / ((steps - 1) * n) if not weights else (total - sum(w)) / (sum(w) * (steps - 1))
+    inner = BlockSearchConfig(cost_target=min(1.0, rest), population=config.population, parents=config.parents,
+                              generations=config.generations, mutation_prob=config.mutation_prob, seed=config.seed)
+
+    def full(plan: BlockPlan) -> BlockPlan:
+        return BlockPlan(((True,) * n,) + plan.mask, tuple(blocks), model, sigmas=tuple(sigmas),
+                         weights=tuple(weights), skipped=REUSE)
+
+    # step-caching seeds (FORA-like): every block at every k-th step, the budget's rest spread by repair
+    periodic = [BlockPlan(tuple((True,) * n if s % k == 0 else (True,) + (False,) * (n - 1)
+                                for s in range(1, steps)), tuple(blocks), model) for k in (2, 3)]
+    result = search_block_plan(steps - 1, blocks, model, lambda plans: fitness([full(p) for p in plans]), inner,
+                               weights=weights, progress=progress,
+                               seed_plans=periodic + [BlockPlan(p.mask[1:], p.blocks, p.model) for p in seed_plans
+                                                      if p.steps == steps])
+    return BlockSearchResult(best=full(result.best), fitness=result.fitness, best_uniform=full(result.best_uniform),
+                             uniform_fitness=result.uniform_fitness, evaluated=result.evaluated,
+                             history=result.history)

@@ -22,7 +22,7 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 
-from ..core.block_plan import BlockPlan, BlockPlanError, random_plan
+from ..core.block_plan import PASS_THROUGH, SKIPPED_CHOICES, BlockPlan, BlockPlanError, random_plan
 from ..core.block_plan_search import BlockSearchConfig, search_block_plan
 from ..core.sampler_steps import sampler_function_name
 from .block_plan import CATEGORY, StatsMailbox, apply_plans, find_cached, model_blocks, save_plan
@@ -149,12 +149,17 @@ class EvoArchitectureSearch:
                 "candidates_per_call": ("INT", {"default": 8, "min": 1, "max": 64,
                                                 "tooltip": "Plans sampled together in one batch (memory vs speed)."}),
                 **{k: v for k, v in FRECHET_INPUTS.items() if k != "fitness"},
+                "skipped": (list(SKIPPED_CHOICES), {"default": PASS_THROUGH, "tooltip": (
+                    "What a skipped block does. pass_through: its input goes on unchanged. reuse: its input plus "
+                    "the residual (output minus input) from the last step at which it ran, per stream and row "
+                    "(block caching, as in Delta-DiT / FORA); the first step then runs every block. DiTs only.")}),
             },
         }
 
     def search(self, model, positive, negative, latent_image, sampler_name, sigmas, cfg, cost_target, num_seeds,
                population, generations, seed, fitness, sampler=None, save_name="", candidates_per_call=8,
-               features=FEATURE_CHOICES[0], reference_images=None, vae=None, clip_vision=None):
+               features=FEATURE_CHOICES[0], reference_images=None, vae=None, clip_vision=None,
+               skipped=PASS_THROUGH):
         if fitness not in FITNESS_CHOICES:
             raise BlockPlanError(f"fitness {fitness!r} is not one of {FITNESS_CHOICES}")
         frechet = None
@@ -168,8 +173,15 @@ class EvoArchitectureSearch:
         steps = len(sigmas) - 1
         sampler_obj = sampler if sampler is not None else comfy.samplers.sampler_object(sampler_name)
         fitness_name = fitness if frechet is None else frechet.identity
+        if skipped not in SKIPPED_CHOICES:
+            raise BlockPlanError(f"EvoArchitectureSearch: skipped {skipped!r} must be one of {SKIPPED_CHOICES}")
+        if skipped != PASS_THROUGH and info.kind != "dit":
+            raise BlockPlanError(f"EvoArchitectureSearch: skipped {skipped!r} is for DiTs; this model's plan skips "
+                                 "UNet attention, which adds nothing when skipped: set skipped to pass_through")
         settings = {"num_seeds": int(num_seeds), "population": int(population), "generations": int(generations),
                     "seed": int(seed)}
+        if skipped != PASS_THROUGH:  # pass_through searches keep the cache keys of records saved before the field
+            settings["skipped"] = skipped
         key = search_key(model, positive, negative, latent_image, sigmas, sampler_obj, cfg, cost_target,
                          fitness_name, settings)
         hit = find_cached(key)
@@ -200,14 +212,14 @@ class EvoArchitectureSearch:
             return out
 
         result = search_block_plan(steps, info.blocks, info.identity, score, config,
-                                   sigmas=[float(s) for s in sigmas])
+                                   sigmas=[float(s) for s in sigmas], skipped=skipped)
         rand = random_plan(steps, info.blocks, info.identity, float(cost_target), random.Random(int(seed) + 1),
-                           sigmas=[float(s) for s in sigmas])
+                           sigmas=[float(s) for s in sigmas], skipped=skipped)
         random_fitness = score([rand])[0]
         search_seconds = time.perf_counter() - started
         label = "latent MSE to every block" if frechet is None else f"Fréchet distance ({frechet.feature_name})"
         found = BlockPlan(result.best.mask, result.best.blocks, result.best.model, sigmas=result.best.sigmas,
-                          sampler=sampler_label(sampler_name, sampler))
+                          sampler=sampler_label(sampler_name, sampler), skipped=skipped)
         report = self._report(model, runner, found, result, random_fitness, search_seconds, label)
         if frechet is not None and frechet.stability_note(num_seeds):
             report += "\n" + frechet.stability_note(num_seeds)
@@ -217,6 +229,7 @@ class EvoArchitectureSearch:
                   "cfg": float(cfg), "cost_target": float(cost_target), **settings,
                   "seconds": round(search_seconds, 2), "report": report}
         plan = BlockPlan(found.mask, found.blocks, found.model, sigmas=found.sigmas, sampler=found.sampler,
+                         skipped=skipped,
                          note=f"EvoArchitectureSearch {fitness_name} {result.fitness:.4g}, cfg {cfg}, "
                               f"{num_seeds} seeds", cache_key=key, search=record)
         name = save_name.strip() or (f"{info.identity.split('/')[0]}_{plan.sampler or 'sampler'}_{steps}steps_"

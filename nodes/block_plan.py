@@ -3,8 +3,9 @@ stage), through ComfyUI's public block replacement points on a clone of the mode
 LoadBlockPlan, SaveBlockPlan.
 
 - DiT families: `transformer_options["patches_replace"]["dit"][("double_block", i)]` / `("single_block", i)`
-  (ModelPatcher.set_model_patch_replace, the mechanism of ComfyUI's SkipLayerGuidanceDiT). A skipped block returns
-  its inputs unchanged; a running one calls `original_block`.
+  (ModelPatcher.set_model_patch_replace, the mechanism of ComfyUI's SkipLayerGuidanceDiT). A running block calls
+  `original_block`. A skipped block returns its inputs unchanged (plan.skipped "pass_through"), or its inputs plus
+  its residual from the last step it ran (plan.skipped "reuse": core/block_plan_reuse.py, one cache per run).
 - UNets: the attn1/attn2 replacement of each transformer block (set_model_attn1_replace / _attn2_replace) skips the
   attention itself, and an attn1/attn2 output patch zeroes what is left (to_out's bias), so a skipped attention
   adds nothing to the residual. The q/k/v and output projections still run: a UNet plan saves the attention only.
@@ -28,7 +29,8 @@ import comfy.model_patcher
 import comfy.patcher_extension
 import folder_paths
 
-from ..core.block_plan import BlockId, BlockPlan, BlockPlanError
+from ..core.block_plan import PASS_THROUGH, REUSE, BlockId, BlockPlan, BlockPlanError
+from ..core.block_plan_reuse import ResidualCache, reuse_call
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +138,10 @@ class BlockSetup:
     rows_per_plan: int = 0          # rows of x per plan when several plans share a batch
     mailbox: StatsMailbox = field(default_factory=StatsMailbox, compare=False)
 
+    @property
+    def skipped(self) -> str:
+        return self.plans[0].skipped
+
 
 @dataclass
 class BlockRunStats:
@@ -145,6 +151,9 @@ class BlockRunStats:
     model_calls: int = 0
     calls_per_step: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    reused: int = 0                 # skipped block calls served by residual reuse (skipped="reuse")
+    reuse_misses: int = 0           # block calls run because a skipped row had no residual yet
+    residual_steps: list[int] = field(default_factory=list)  # the step of every call that stored a residual
 
     @property
     def fraction(self) -> float:
@@ -160,6 +169,11 @@ class BlockRun:
         self.index = {b: i for i, b in enumerate(setup.blocks)}
         self.stats = BlockRunStats(steps=len(sigmas) - 1, calls_per_step=[0] * (len(sigmas) - 1))
         self.first_block = setup.blocks[0]
+        self.call_steps: list[int] = []
+        self.cache = ResidualCache() if setup.skipped == REUSE else None
+        # per block: the last step any plan skips it (a residual stored after it is never read, so not stored)
+        self.last_skip = [max((s for p in setup.plans for s, row in enumerate(p.mask) if not row[c]), default=-1)
+                          for c in range(len(setup.blocks))]
 
     def step_of(self, sigma: float) -> int:
         """Sampler step i with sigmas[i] >= σ > sigmas[i+1]. A plan row thus governs the noise levels of its step:
@@ -176,6 +190,7 @@ class BlockRun:
         if rows % len(values):
             raise BlockPlanError(f"block plan: a call of {rows} rows does not fit {len(values)} sigmas")
         steps = [self.step_of(v) for v in values]
+        self.call_steps = steps
         col = self.index[block]
         plans, per = self.setup.plans, self.setup.rows_per_plan
         x_rows = len(values)
@@ -197,6 +212,18 @@ class BlockRun:
         else:
             self.stats.block_skips += 1
 
+    def reuse_block(self, block: BlockId, args: dict, on: list[bool], original):
+        """A block call under skipped="reuse" (core/block_plan_reuse.py): skipped rows get input + their last
+        residual; a skipped row with none yet runs the block, counted as a block call and a miss."""
+        store = self.last_skip[self.index[block]] > min(self.call_steps)  # a later step skips it: keep residuals
+        out, ran, missed = reuse_call(self.cache, block, args, on, original, store)
+        self.count(ran)
+        self.stats.reused += not ran
+        self.stats.reuse_misses += missed
+        if ran and store:
+            self.stats.residual_steps.append(self.call_steps[0])
+        return out
+
 
 def _mix(on: list[bool], computed: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
     pick = torch.tensor(on, device=computed.device).reshape(-1, *([1] * (computed.ndim - 1)))
@@ -214,6 +241,8 @@ def dit_replacement(block: BlockId):
         if run is None:  # sampled outside a run this pack set up (no schedule to read the step from)
             return extra["original_block"](args)
         on = run.rows_on(block, args["transformer_options"], args["img"].shape[0])
+        if run.cache is not None:
+            return run.reuse_block(block, args, on, extra["original_block"])
         run.count(any(on))
         if all(on):
             return extra["original_block"](args)
@@ -284,8 +313,10 @@ def outer_sample_wrapper(executor, *args, **kwargs):
         run.stats.seconds = time.perf_counter() - start
         setup.mailbox.publish(run.stats)
         s = run.stats
-        logger.info("AdaptiveSkip block plan: %d of %d block calls run (%.2f) over %d model calls, %.2fs",
-                    s.block_calls, s.block_calls + s.block_skips, s.fraction, s.model_calls, s.seconds)
+        logger.info("AdaptiveSkip block plan: %d of %d block calls run (%.2f) over %d model calls, %.2fs%s",
+                    s.block_calls, s.block_calls + s.block_skips, s.fraction, s.model_calls, s.seconds,
+                    f"; {s.reused} skipped calls reused a residual, {s.reuse_misses} ran for lack of one"
+                    if run.cache is not None else "")
 
 
 def apply_plans(model, plans: list[BlockPlan], rows_per_plan: int = 0, mailbox: StatsMailbox | None = None):
@@ -293,6 +324,11 @@ def apply_plans(model, plans: list[BlockPlan], rows_per_plan: int = 0, mailbox: 
     info = model_blocks(model)
     for plan in plans:
         plan.check_for(info.identity, info.blocks)
+    if len({p.skipped for p in plans}) > 1:
+        raise BlockPlanError("plans evaluated in one batch must agree on what a skipped block does ('skipped')")
+    if plans[0].skipped != PASS_THROUGH and info.kind != "dit":
+        raise BlockPlanError(f"skipped {plans[0].skipped!r} is for DiT block plans; a UNet attention plan skips "
+                             "the attention (it adds nothing): use skipped \"pass_through\"")
     patched = model.clone()
     patched.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
     setup = BlockSetup(tuple(plans), info.blocks, rows_per_plan, mailbox or StatsMailbox())
@@ -380,8 +416,9 @@ class ApplyBlockPlan:
     SEARCH_ALIASES = ['block skipping', 'layer skip', 'autodiffusion', 'speed', 'cache']
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "apply"
-    DESCRIPTION = ("Run only the blocks a BLOCK_PLAN keeps at each sampler step (skipped blocks pass their input "
-                   "on). Sample with the SIGMAS the plan was searched on (same step count).")
+    DESCRIPTION = ("Run only the blocks a BLOCK_PLAN keeps at each sampler step (a skipped block passes its input "
+                   "on, or, in a plan with skipped \"reuse\", adds the residual from its last run). Sample with the "
+                   "SIGMAS the plan was searched on (same step count).")
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -2,6 +2,7 @@
 
     python scripts/architecture_report.py                      # costs 1.0 0.8 0.6 0.5 at N = 10, euler
     python scripts/architecture_report.py --root /work/wt13    # model, classifier and MNIST split from another tree
+    python scripts/architecture_report.py --skipped reuse --out docs/architecture_stage_reuse  # residual reuse
 
 For each block cost c: the plan EvoArchitectureSearch finds (fitness: latent MSE to every block on the same SIGMAS,
 on --fit-seeds seeds), the best uniform plan (the same blocks dropped at every step; the best of the search's
@@ -122,6 +123,9 @@ def main(argv=None) -> int:
     parser.add_argument("--random-plans", type=int, default=3)
     parser.add_argument("--reference-steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2, help="wall time: best of this many runs")
+    parser.add_argument("--skipped", choices=("pass_through", "reuse"), default="pass_through",
+                        help="what a skipped block does: pass its input on, or add its residual from the last "
+                             "step it ran (the plan then runs every block at its first step)")
     parser.add_argument("--schedule", default="", help="a saved EvoTimestepSchedule record (stage 1) at --steps")
     parser.add_argument("--stage1", action="store_true",
                         help="run EvoTimestepSchedule (stage 1) at --steps and at each timesteps-only step count "
@@ -141,7 +145,7 @@ def main(argv=None) -> int:
         meta = {"merged": args.merge, **parts[0]["meta"]}
         out = Path(args.out)
         out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-        plot(rows, out.with_suffix(".png"), meta["reference_frechet"])
+        plot(rows, out.with_suffix(".png"), meta["reference_frechet"], meta["args"].get("skipped", "pass_through"))
         print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
         return 0
     torch.set_num_threads(1)
@@ -220,7 +224,7 @@ def main(argv=None) -> int:
                                                    generations=args.generations, seed=0)
             start = time.perf_counter()
             result = plan_search.search_block_plan(steps, info.blocks, info.identity, fitness, config,
-                                                   sigmas=[float(s) for s in sigmas])
+                                                   sigmas=[float(s) for s in sigmas], skipped=args.skipped)
             seconds = time.perf_counter() - start
             print(f"search c={cost}: {result.evaluated} plans, {seconds:.1f}s, history {result.history}")
             prefix = "two-stage" if sched_name == "stage1" else f"{sched_name} N={steps}"
@@ -229,13 +233,14 @@ def main(argv=None) -> int:
             score(f"{prefix}, best uniform plan", "uniform plan", sigmas, result.best_uniform,
                   result.best_uniform.cost, result.uniform_fitness)
             for r in range(args.random_plans):
-                plan = core_plan.random_plan(steps, info.blocks, info.identity, cost, random.Random(100 + r))
+                plan = core_plan.random_plan(steps, info.blocks, info.identity, cost, random.Random(100 + r),
+                                             skipped=args.skipped)
                 score(f"{prefix}, random plan {r}", "random plan", sigmas, plan, plan.cost, fitness([plan])[0])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"args": vars(args), "reference_frechet": ref_fd.distance, "model": info.identity}
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    plot(rows, out.with_suffix(".png"), ref_fd.distance)
+    plot(rows, out.with_suffix(".png"), ref_fd.distance, args.skipped)
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
     return 0
 
@@ -260,7 +265,7 @@ def stage1(pack, model, table, negative_row: int, args, steps: int) -> torch.Ten
     return sigmas.float()
 
 
-def plot(rows: list[dict], path: Path, reference_fd: float) -> None:
+def plot(rows: list[dict], path: Path, reference_fd: float, skipped: str = "pass_through") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -285,8 +290,8 @@ def plot(rows: list[dict], path: Path, reference_fd: float) -> None:
             ax.set_ylabel(label, fontsize=9)
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle("Architecture stage on the MNIST flow DiT: block plans vs uniform/random plans and fewer steps",
-                 fontsize=11)
+    fig.suptitle("Architecture stage on the MNIST flow DiT: block plans vs uniform/random plans and fewer steps"
+                 + ("\n(skipped blocks reuse their last residual)" if skipped == "reuse" else ""), fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 

@@ -3,6 +3,8 @@ bundled MNIST flow DiT.
 
     python scripts/architecture_wall_time.py                   # N = 3 4 5 6, k = 1, then the transfer study
     python scripts/architecture_wall_time.py --ns 4 --no-transfer
+    python scripts/architecture_wall_time.py --skipped reuse --ns 3 4 5 8 10 --k 1 2 --no-transfer \
+        --out docs/architecture_wall_time_reuse   # skipped blocks reuse their last residual
 
 Equal wall time. For each N: "timesteps only" is stage 1 (EvoTimestepSchedule) at N steps with every block, and
 the built-in `simple` schedule at N. "Two-stage" is stage 1 at M = N + k steps plus a block plan whose wall time
@@ -62,6 +64,13 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", nargs="+", type=float, default=None,
                         help="relative compute per block for a weighted plan search at the matched cost (e.g. "
                              "1 1 1 0.905: the MNIST DiT's last joint block, pre_only context stream, by MACs)")
+    parser.add_argument("--skipped", choices=("pass_through", "reuse"), default="pass_through",
+                        help="what a skipped block does: pass its input on, or add its residual from the last "
+                             "step it ran (the plan then runs every block at its first step)")
+    parser.add_argument("--outside-share", type=float, default=None,
+                        help="match the budget by the cost model with this fixed share of a full step's time spent "
+                             "outside the blocks (e.g. 0.05) instead of the timing calibration, whose CPU times "
+                             "move K by several calls on a loaded machine; the points are still timed")
     parser.add_argument("--no-transfer", action="store_true")
     parser.add_argument("--transfer-steps", type=int, default=8)
     parser.add_argument("--transfer-costs", nargs="+", type=float, default=[0.75, 0.5])
@@ -107,9 +116,11 @@ def main(argv=None) -> int:
                                                generations=args.generations)
         start = time.perf_counter()
         result = plan_search.search_block_plan(steps, info.blocks, info.identity, fitness, config,
-                                               sigmas=[float(s) for s in sigmas], weights=weights)
+                                               sigmas=[float(s) for s in sigmas], weights=weights,
+                                               skipped=args.skipped)
         randoms = [core_plan.random_plan(steps, info.blocks, info.identity, keep / (steps * nblocks),
-                                         random.Random(100 + r)) for r in range(args.random_plans)]
+                                         random.Random(100 + r), skipped=args.skipped)
+                   for r in range(args.random_plans)]
         print(f"  search M={steps} K={keep}: {result.evaluated} plans in {time.perf_counter() - start:.0f}s; "
               f"fitness found {result.fitness:.4g}, uniform {result.uniform_fitness:.4g}", flush=True)
         return result, randoms
@@ -176,13 +187,19 @@ def main(argv=None) -> int:
             c_min = 1.0 / nblocks
             slope = (t["m_full"] - t["m_min"]) / (1.0 - c_min)
             c_star = c_min + (t["n"] - t["m_min"]) / slope if slope > 0 else 0.0
-            keep = min(m * nblocks, math.floor(c_star * m * nblocks + 1e-9))
             overhead = t["m_min"] - c_min * slope  # the M-step time at no blocks: per-call work outside them
+            if args.outside_share is not None:  # the cost model with a fixed outside-block share s = a / (a + b):
+                # N (a + b) = M (a + b c)  =>  c = (N / M) / (1 - s) - s / (1 - s)
+                share = args.outside_share
+                c_star = ((n / m) - share) / (1.0 - share)
+            keep = min(m * nblocks, math.floor(c_star * m * nblocks + 1e-9))
             print(f"N={n} M={m}: t(N)={t['n']:.3f}s t(M,full)={t['m_full']:.3f}s t(M,1/step)={t['m_min']:.3f}s "
                   f"-> c*={c_star:.3f}, K={keep} of {m * nblocks}; outside-block share "
                   f"{overhead / t['m_full']:.2f}", flush=True)
-            if keep < m:
-                print(f"  N={n}, k={k}: no plan of >= 1 block per step fits the wall time; skipped", flush=True)
+            least = m if args.skipped == "pass_through" else m + nblocks - 1  # reuse: every block at step 0
+            if keep < least:
+                print(f"  N={n}, k={k}: no {args.skipped} plan ({least} block calls at least) fits the wall time "
+                      f"(K={keep}); skipped", flush=True)
                 continue
             result, randoms = search(s_m, keep)
             weighted = {}
@@ -268,8 +285,9 @@ def plot(data: dict, path: Path) -> None:
         ax.set_ylabel(label, fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("MNIST flow DiT: two-stage (N+k steps + block plan) vs timesteps only (N steps) at equal wall time",
-                 fontsize=10)
+    skipped = data["meta"]["args"].get("skipped", "pass_through")
+    fig.suptitle("MNIST flow DiT: two-stage (N+k steps + block plan) vs timesteps only (N steps) at equal wall time"
+                 + ("; skipped blocks reuse their last residual" if skipped == "reuse" else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 

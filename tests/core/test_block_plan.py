@@ -5,9 +5,11 @@ import json
 import random
 
 import pytest
+import torch
 
 from adaptive_skip_core.block_plan import (BlockPlan, BlockPlanError, evenly_dropped, full_plan, kept_calls,
                                            random_plan, uniform_plan)
+from adaptive_skip_core.block_plan_reuse import ResidualCache, chunk_labels
 from adaptive_skip_core.block_plan_search import (BlockSearchConfig, crossover, mutate, repair, search_block_plan,
                                                   uniform_seeds)
 
@@ -152,3 +154,94 @@ def test_weighted_search_holds_the_weighted_budget_and_spends_it():
     assert result.best.block_calls == 15 > kept_calls(config.cost_target, steps, 6)
     with pytest.raises(BlockPlanError, match="one positive value per block"):
         search_block_plan(steps, BLOCKS, MODEL, fitness, config, weights=(1.0, 2.0))
+
+
+# --- skipped = "reuse": a skipped block adds its residual from the last step it ran -------------------------------
+def test_old_plan_text_loads_as_pass_through_and_reuse_round_trips_as_version_2():
+    old = json.dumps({"format": "adaptive_skip.block_plan", "version": 1, "model": MODEL,
+                      "blocks": [list(b) for b in BLOCKS[:2]], "mask": ["11", "10"], "cost": 0.75})
+    plan = BlockPlan.from_text(old)  # a plan file written before the field existed
+    assert plan.skipped == "pass_through"
+    assert plan.to_dict()["version"] == 1 and "skipped" not in plan.to_dict()  # older packs still read it
+    reuse = BlockPlan(plan.mask, plan.blocks, MODEL, skipped="reuse")
+    data = reuse.to_dict()
+    assert data["version"] == 2 and data["skipped"] == "reuse"  # an older pack refuses it instead of passing through
+    assert BlockPlan.from_dict(data) == reuse and reuse != plan
+    assert "reuse their last residual" in reuse.summary() and "pass their input on" in plan.summary()
+
+
+def test_reuse_plans_run_every_block_at_the_first_step():
+    with pytest.raises(BlockPlanError, match="first mask row to all 1"):
+        BlockPlan(((True, False), (True, True)), BLOCKS[:2], MODEL, skipped="reuse")
+    with pytest.raises(BlockPlanError, match="must be one of"):
+        BlockPlan(((True, True),), BLOCKS[:2], MODEL, skipped="cache")
+    for seed in range(5):
+        plan = random_plan(6, BLOCKS, MODEL, 0.5, random.Random(seed), skipped="reuse")
+        assert all(plan.mask[0]) and all(any(r) for r in plan.mask) and plan.block_calls == 18
+    uniform = uniform_plan(4, BLOCKS, MODEL, dropped=[1, 4], skipped="reuse")
+    assert all(uniform.mask[0]) and all(r == uniform.mask[1] for r in uniform.mask[1:]) and uniform.mask[1][1] is False
+    with pytest.raises(BlockPlanError, match="raise cost_target to at least 0.306"):
+        random_plan(6, BLOCKS, MODEL, 0.2, random.Random(0), skipped="reuse")  # needs 6 + 5 of 36 calls
+
+
+def test_reuse_search_keeps_the_first_step_whole_and_the_budget_exact():
+    steps, n = 5, 6  # 18 of 30 calls: 6 at step 0, 3 at each later step (a whole uniform plan exists)
+    target = [[True] * n] + [[(s + b) % 2 == 0 for b in range(n)] for s in range(1, steps)]  # varies by step
+    fitness = _distance_to(target)
+    config = BlockSearchConfig(cost_target=0.6, population=16, parents=4, generations=25, seed=2)
+    result = search_block_plan(steps, BLOCKS, MODEL, fitness, config, skipped="reuse")
+    assert all(p.skipped == "reuse" and all(p.mask[0]) and p.block_calls == 18 for p in fitness.calls)
+    assert result.best.skipped == "reuse" and result.best_uniform.skipped == "reuse"
+    assert all(result.best_uniform.mask[1] == r for r in result.best_uniform.mask[1:])
+    assert result.fitness < result.uniform_fitness
+    with pytest.raises(BlockPlanError, match="raise cost_target"):
+        search_block_plan(steps, BLOCKS, MODEL, fitness, BlockSearchConfig(cost_target=0.2), skipped="reuse")
+    with pytest.raises(BlockPlanError, match="must be 'pass_through' or 'reuse'"):
+        search_block_plan(steps, BLOCKS, MODEL, fitness, config, skipped="cache")
+
+
+def _args(img, txt, uuids):
+    return {"img": img, "txt": txt, "vec": torch.ones(img.shape[0], 3), "transformer_options": {"uuids": uuids}}
+
+
+def test_residual_cache_keys_rows_by_conditioning_and_shape():
+    cache, block = ResidualCache(), ("double_block", 0)
+    ints = torch.Generator().manual_seed(0)  # small integers: the residual arithmetic is exact
+
+    def rand(*shape):
+        return torch.randint(-8, 8, shape, generator=ints).float()
+    img, txt = rand(4, 5, 2), rand(4, 3, 2)
+    args = _args(img, txt, ["c", "u"])  # cond rows 0-1, uncond rows 2-3
+    labels = chunk_labels(args["transformer_options"], 4)
+    assert cache.available(block, labels, args, 4) == [False] * 4  # nothing stored yet
+    out = {"img": img * 2 + 1, "txt": txt - 3}
+    cache.update(block, labels, args, out, [True, False, True, True])  # row 1 did not run
+    assert cache.available(block, labels, args, 4) == [True, False, True, True]
+    new = _args(rand(4, 5, 2), rand(4, 3, 2), ["c", "u"])
+    got = cache.reused(block, labels, new)
+    assert torch.equal(got["img"][0], new["img"][0] + (img[0] + 1)) and torch.equal(got["txt"][3], new["txt"][3] - 3)
+    assert got["vec"] is new["vec"]  # what the block does not return passes through
+    # the same conditionings in the other order (or split into separate calls): each gets its own residual
+    swapped = _args(torch.zeros(4, 5, 2), torch.zeros(4, 3, 2), ["u", "c"])
+    sl = chunk_labels(swapped["transformer_options"], 4)
+    assert cache.available(block, sl, swapped, 4) == [True, True, True, False]
+    assert torch.equal(cache.reused(block, sl, swapped)["img"][:2], (img * 2 + 1 - img)[2:])
+    alone = _args(torch.zeros(2, 5, 2), torch.zeros(2, 3, 2), ["u"])
+    assert cache.available(block, chunk_labels(alone["transformer_options"], 2), alone, 2) == [True, True]
+    # another conditioning, another token count, or a call without uuids: no residual, never someone else's
+    other = _args(torch.zeros(2, 5, 2), torch.zeros(2, 3, 2), ["x"])
+    assert cache.available(block, chunk_labels(other["transformer_options"], 2), other, 2) == [False, False]
+    longer = _args(torch.zeros(4, 7, 2), torch.zeros(4, 3, 2), ["c", "u"])
+    assert cache.available(block, labels, longer, 4) == [False] * 4
+    assert chunk_labels({}, 4) == (("rows", 4),)
+
+
+def test_residual_cache_learns_the_streams_a_block_returns():
+    cache, block = ResidualCache(), ("double_block", 3)
+    args = _args(torch.full((2, 5, 2), 0.5), torch.randn(2, 3, 2), ["c"])
+    labels = chunk_labels(args["transformer_options"], 2)
+    cache.update(block, labels, args, {"img": args["img"] + 1, "txt": None}, [True, True])  # pre_only: no txt
+    later = _args(torch.zeros(2, 5, 2), torch.full((2, 3, 2), 7.0), ["c"])
+    assert cache.available(block, labels, later, 2) == [True, True]
+    got = cache.reused(block, labels, later)
+    assert torch.equal(got["img"], torch.ones(2, 5, 2)) and torch.equal(got["txt"], later["txt"])

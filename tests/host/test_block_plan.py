@@ -165,7 +165,8 @@ def test_bad_plans_are_refused_with_the_fix_named(host, tiny_models, tinies, pac
         loader.load("(pasted text)", "")
 
 
-def test_plans_batched_as_rows_score_like_single_runs(host, tinies, pack_modules):
+@pytest.mark.parametrize("skipped", ["pass_through", "reuse"])
+def test_plans_batched_as_rows_score_like_single_runs(host, tinies, pack_modules, skipped):
     import sys
     import comfy.samplers
     search = sys.modules[f"{host.pack.__name__}.nodes.architecture_search"]
@@ -175,7 +176,8 @@ def test_plans_batched_as_rows_score_like_single_runs(host, tinies, pack_modules
     sigmas = comfy.samplers.calculate_sigmas(tiny.model.get_model_object("model_sampling"), "simple", 5)
     runner = search.PlanSampler(tiny.model, tiny.positive, tiny.negative, tiny.latent, sigmas,
                                 comfy.samplers.sampler_object("euler"), 3.0, num_seeds=2, seed=7)
-    plans = [core.random_plan(5, info.blocks, info.identity, 0.6, random.Random(i)) for i in range(3)]
+    plans = [core.random_plan(5, info.blocks, info.identity, 0.6, random.Random(i), skipped=skipped)
+             for i in range(3)]
     together = runner.plans(plans)
     for plan, batched in zip(plans, together):
         alone = runner.plans([plan])[0]
@@ -267,3 +269,168 @@ def test_the_same_search_again_is_served_from_the_library(host, tinies, pack_mod
 def core_plan_key(path) -> str:
     import json
     return json.loads(path.read_text())["cache_key"]
+
+
+# --- skipped = "reuse": a skipped block returns its input + its residual from the last step it ran ----------------
+def _reuse_by_hand(model, plan, blocks):
+    """A clone whose blocks do by hand what a reuse plan says (one sampling run; euler: one call per step): run
+    the block and remember output - input per conditioning chunk (transformer_options["uuids"]) and stream, or,
+    when the plan skips it and the chunk has a residual, return input + that residual."""
+    patched, state = model.clone(), {}
+
+    def make(col):
+        def replace(args, extra):
+            step = state.get(("step", col), 0)
+            state[("step", col)] = step + 1
+            uuids = args["transformer_options"]["uuids"]
+            streams = [k for k in ("img", "txt") if isinstance(args.get(k), torch.Tensor)]
+            runs = [plan.mask[step][col] or (col, u) not in state for u in uuids]
+            out = extra["original_block"](args) if any(runs) else {}
+            result = dict(args)
+            if any(runs):  # which streams the block returns (SD3's pre_only last block returns no txt)
+                state[("streams", col)] = [k for k in streams if isinstance(out.get(k), torch.Tensor)]
+            for k in streams:
+                if k not in state[("streams", col)]:
+                    result[k] = out.get(k) if all(runs) else args[k]
+                    continue
+                parts = []
+                for c, u in enumerate(uuids):
+                    x = args[k].chunk(len(uuids))[c]
+                    if runs[c]:
+                        y = out[k].chunk(len(uuids))[c]
+                        state.setdefault((col, u), {})[k] = y - x
+                        parts.append(y)
+                    else:
+                        parts.append(x + state[(col, u)][k])
+                result[k] = torch.cat(parts)
+            return result
+        return replace
+    for col, block in enumerate(blocks):
+        patched.set_model_patch_replace(make(col), "dit", *block)
+    return patched
+
+
+@pytest.mark.parametrize("family", ["sd3", "wan21", "flux"])
+def test_reuse_with_every_block_on_is_bit_identical_and_the_model_is_untouched(host, tiny_models, tinies,
+                                                                               pack_modules, family):
+    bp, core = pack_modules
+    tiny = tinies[family]
+    before = copy.copy(tiny.model.model_options["transformer_options"])
+    base = _run(tiny_models, tiny, tiny.model)
+    info = bp.model_blocks(tiny.model)
+    patched = bp.apply_plans(tiny.model, [core.full_plan(4, info.blocks, info.identity, skipped="reuse")])
+    assert torch.equal(_run(tiny_models, tiny, patched), base)
+    stats = bp.stats_of(patched)
+    assert stats.block_calls == 4 * len(info.blocks) and stats.reused == stats.reuse_misses == 0
+    assert stats.residual_steps == []  # no block is ever skipped: nothing is stored
+    assert tiny.model.model_options["transformer_options"] == before
+    assert torch.equal(_run(tiny_models, tiny, tiny.model), base)
+
+
+@pytest.mark.parametrize("family", ["sd3", "flux"])
+def test_a_reuse_plan_adds_the_cached_residual_as_computed_by_hand(host, tiny_models, tinies, pack_modules, family):
+    bp, core = pack_modules
+    tiny = tinies[family]
+    info = bp.model_blocks(tiny.model)
+    steps = 6
+    plan = core.random_plan(steps, info.blocks, info.identity, 0.6, random.Random(3), skipped="reuse")
+    patched = bp.apply_plans(tiny.model, [plan])
+    out = _run(tiny_models, tiny, patched, steps=steps)
+    assert torch.equal(out, _run(tiny_models, tiny, _reuse_by_hand(tiny.model, plan, info.blocks), steps=steps))
+    pass_through = core.BlockPlan(plan.mask, plan.blocks, plan.model)
+    assert not torch.allclose(out, _run(tiny_models, tiny, bp.apply_plans(tiny.model, [pass_through]), steps=steps))
+    stats = bp.stats_of(patched)
+    assert stats.block_calls == plan.block_calls and stats.reused == stats.block_skips > 0
+    assert stats.reuse_misses == 0
+
+
+def test_a_conditioning_first_seen_late_runs_the_block_instead_of_borrowing_a_residual(host, tiny_models, tinies,
+                                                                                       pack_modules):
+    """Two positive conditionings on halves of the schedule (ConditioningSetTimestepRange): the second appears at
+    a step where the plan skips block 0. Its rows have no residual of their own: the block runs for them (a miss,
+    counted as a block call) while the negative's rows reuse theirs; never the first conditioning's residual."""
+    bp, core = pack_modules
+    tiny = tinies["sd3"]
+    (ctx, opts), = tiny.positive
+    (other, _), = tiny.negative
+    positive = [[ctx, {**opts, "start_percent": 0.0, "end_percent": 0.5}],
+                [other * 0.5, {**opts, "start_percent": 0.5, "end_percent": 1.0}]]
+    ranged = type(tiny)(tiny.model, positive, tiny.negative, tiny.latent, tiny.family)
+    info = bp.model_blocks(tiny.model)
+    steps = 6
+    plan = core.uniform_plan(steps, info.blocks, info.identity, dropped=[0], skipped="reuse")
+    patched = bp.apply_plans(tiny.model, [plan])
+    out = _run(tiny_models, ranged, patched, steps=steps)
+    assert torch.equal(out, _run(tiny_models, ranged, _reuse_by_hand(tiny.model, plan, info.blocks), steps=steps))
+    stats = bp.stats_of(patched)
+    assert stats.reuse_misses == 1 and stats.block_calls == plan.block_calls + 1
+    assert stats.model_calls == steps
+
+
+@pytest.mark.parametrize("sampler, steps", [("euler", 5), ("heun", 4), ("dpmpp_2m", 5)])
+def test_reuse_block_calls_match_the_plan(host, tiny_models, tinies, pack_modules, sampler, steps):
+    bp, core = pack_modules
+    tiny = tinies["sd3"]
+    info = bp.model_blocks(tiny.model)
+    plan = core.random_plan(steps, info.blocks, info.identity, 0.7, random.Random(steps), skipped="reuse")
+    patched = bp.apply_plans(tiny.model, [plan])
+    out = _run(tiny_models, tiny, patched, steps=steps, sampler=sampler)
+    stats = bp.stats_of(patched)
+    per_step = stats.calls_per_step
+    assert stats.block_calls == sum(c * sum(row) for c, row in zip(per_step, plan.mask))
+    assert stats.reused == stats.block_skips and stats.reuse_misses == 0
+    assert torch.isfinite(out).all()
+
+
+def test_reuse_composes_with_adaptive_skip_a_reused_step_stores_no_residual(host, tiny_models, tinies,
+                                                                            pack_modules):
+    """A step AdaptiveSkipModel reuses makes no model call: no block runs and no residual is stored (the cache
+    keeps the residuals of the last computed step, never values from a step that did not run)."""
+    bp, core = pack_modules
+    tiny = tinies["sd3"]
+    info = bp.model_blocks(tiny.model)
+    steps = 10
+    plan = core.random_plan(steps, info.blocks, info.identity, 0.6, random.Random(4), skipped="reuse")
+    skip = host.mappings["AdaptiveSkipModel"]().patch(tiny.model, 1.0, max_consecutive_skips=2, warmup_steps=2,
+                                                      criterion="strict")[0]
+    both = bp.apply_plans(skip, [plan])
+    out = _run(tiny_models, tiny, both, steps=steps)
+    path = host.mappings["AdaptiveSkipLastPath"]().read(both, {"samples": None})["result"][0]
+    stats = bp.stats_of(both)
+    computed = [i for i, c in enumerate(path.computed) if c]
+    assert torch.isfinite(out).all() and path.model_calls < steps
+    assert stats.block_calls == sum(sum(plan.mask[i]) for i in computed)
+    assert stats.reused == sum(len(info.blocks) - sum(plan.mask[i]) for i in computed)
+    assert stats.residual_steps and set(stats.residual_steps) <= set(computed)
+
+
+def test_reuse_is_refused_for_unet_attention_plans(host, tinies, pack_modules):
+    bp, core = pack_modules
+    sd15 = tinies["sd15"]
+    info = bp.model_blocks(sd15.model)
+    with pytest.raises(core.BlockPlanError, match="UNet attention plan.*pass_through"):
+        bp.apply_plans(sd15.model, [core.full_plan(2, info.blocks, info.identity, skipped="reuse")])
+
+
+def test_the_search_node_finds_and_saves_reuse_plans(host, tinies, pack_modules, tmp_path, monkeypatch):
+    import comfy.samplers
+    import folder_paths
+    bp, core = pack_modules
+    tiny = tinies["sd3"]
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, bp.FOLDER, ([str(tmp_path)], {bp.EXTENSION}))
+    sigmas = comfy.samplers.calculate_sigmas(tiny.model.get_model_object("model_sampling"), "simple", 6)
+    node = host.mappings["EvoArchitectureSearch"]()
+
+    def search(skipped, model=tiny.model):
+        return node.search(model, tiny.positive, tiny.negative, tiny.latent, "euler", sigmas, 3.0, 0.75, 2, 6, 2,
+                           0, "latent_mse", skipped=skipped)
+    _, plan, report = search("reuse")
+    assert plan.skipped == "reuse" and all(plan.mask[0]) and plan.block_calls == 9
+    assert "reuse their last residual" in report
+    saved = [core.BlockPlan.from_text(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert saved == [plan] and saved[0].search["skipped"] == "reuse"
+    passed = search("pass_through")[1]
+    assert passed.skipped == "pass_through" and passed.cache_key != plan.cache_key
+    assert "skipped" not in passed.search  # pass_through keys are those of records saved before the field
+    with pytest.raises(core.BlockPlanError, match="set skipped to pass_through"):
+        search("reuse", model=tinies["sd15"].model)
