@@ -9,8 +9,7 @@ candidate stays one smooth deformation of a built-in.
 
 WarpSearch: generation 0 scores the seeds only; generation g >= 1 warps each of the top_k parents by the 8
 compass moves (±a, ±d and the diagonals) of a step that halves every generation (a pattern search per parent).
-It keeps EvoSearch's state, budget, resume and sampler gene (a warp keeps its parent's sampler); with a sampler gene
-the parents are the best candidates of different samplers.
+It keeps EvoSearch's state, budget, resume and sampler gene (a warp keeps its parent's sampler).
 """
 from __future__ import annotations
 
@@ -50,22 +49,6 @@ class WarpSearch(EvoSearch):
             add(sampler, logs, name)
         if not self.seeds:  # nothing to warp: EvoSearch's smooth grid as the parents
             super().first_generation(rng, add)
-
-    def parents(self) -> list:
-        """The top_k best candidates, with a sampler gene one per sampler first: a joint search's best pairs are
-        often one sampler's schedulers (ipndm under three schedulers on the MNIST DiT), and warping only those
-        never tries the next sampler's schedule. The best candidate always comes first."""
-        ranked, k = self._by_fitness(), self.config.top_k
-        if not self.joint:
-            return ranked[:k]
-        chosen, samplers = [], set()
-        for e in ranked:
-            if len(chosen) == k:
-                break
-            if e.sampler not in samplers:
-                chosen.append(e)
-                samplers.add(e.sampler)
-        return chosen + [e for e in ranked if all(e is not c for c in chosen)][:k - len(chosen)]
 
     def next_generation(self, rng: random.Random, add: Callable[[str | None, list[float], str], bool]) -> None:
         g = self.state.generation

@@ -102,33 +102,6 @@ def test_warps_keep_their_parents_sampler_and_the_state_resumes():
         JointState.from_dict(EvoState(config=config()).to_dict())
 
 
-def test_with_a_sampler_gene_the_parents_are_the_best_of_different_samplers():
-    cfg = JointConfig(calls=5, samplers=[("a", 5, 5), ("b", 3, 5)], sigma_min=LO, sigma_max=HI, num_seeds=1,
-                      population=8, top_k=2, generations=2, seed=0, space="warp")
-    seeds = {"a+k": SamplerSchedule("a", tuple(KARRAS) + (0.0,)),
-             "a+slow": SamplerSchedule("a", (HI, 4.0, 1.0, 0.3, 0.05, 0.0)),
-             "b+k": SamplerSchedule("b", (HI, 0.5, 0.05, 0.0))}
-    rank = {"a+k": 1.0, "a+slow": 2.0, "b+k": 3.0}  # both "a" pairs beat the "b" pair
-    by_sigmas = {tuple(round(v, 6) for v in seeds[name].sigmas): fit for name, fit in rank.items()}
-    seen = []
-
-    def evaluate(cands):
-        seen.append(list(cands))
-        return [by_sigmas.get(tuple(round(v, 6) for v in c.sigmas), 5.0) for c in cands]  # a warp: 5
-
-    search = WarpSearch(cfg.evo_config(), evaluate, seeds=seeds)
-    search.run()
-    assert [p.origin for p in search.parents()] == ["a+k", "b+k"]  # not the two "a" pairs
-    warped = [c.sampler for c in seen[1]]
-    assert warped.count("a") == len(MOVES) and warped.count("b") == len(MOVES)
-    # the best candidate is still first, and without a sampler gene the parents are the plain top_k
-    plain = WarpSearch(config(generations=1), lambda cands: [float(c[1]) for c in cands],
-                       seeds={"k": KARRAS + [0.0], "low": [HI, 1.0, 0.3, 0.1, 0.03, 0.0],
-                              "lower": [HI, 0.5, 0.2, 0.08, 0.03, 0.0]})
-    plain.run()
-    assert [p.origin for p in plain.parents()] == ["lower", "low"]
-
-
 def test_an_unknown_space_is_refused():
     with pytest.raises(ValueError, match="space must be one of"):
         config(space="bezier")
