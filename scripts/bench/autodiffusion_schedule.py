@@ -49,14 +49,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--models", nargs="+", default=["digits", "mnist_dit"], choices=["digits", "mnist_dit"])
     ap.add_argument("--steps", nargs="+", type=int, default=[4, 5, 6, 8, 10], help="N: model calls per sample")
     ap.add_argument("--samplers", nargs="+", default=list(BENCH_SAMPLERS),
-                    help="sampler genes (the node searches all 13 deterministic ones; fewer here for time)")
+                    help="sampler genes; `all`: every deterministic sampler the node searches (13)")
+    ap.add_argument("--fitnesses", nargs="+", default=["fidelity"], choices=["fidelity", "frechet", "mixed"],
+                    help="the search's fitness (one search per fitness and space; held-out Fréchet distances are "
+                         "reported when any is not fidelity)")
     ap.add_argument("--fit-seeds", type=int, default=32, help="fitness seeds (one batch; seed i: digit i mod 10)")
     ap.add_argument("--validation-seeds", type=int, default=16, help="0: no validation step")
     ap.add_argument("--validated-pairs", type=int, default=8, help="pairs (best on the fitness seeds) re-scored "
                     "on the validation seeds")
     ap.add_argument("--held-seeds", type=int, default=32)
     ap.add_argument("--held-pairs", type=int, default=12, help="pairs (best on the fitness seeds) scored on the "
-                    "held-out seeds; the baseline is the best of them there")
+                    "held-out seeds; the baseline is the best of them there (0: every pair)")
     ap.add_argument("--spaces", nargs="+", default=["steps", "warp"], choices=["steps", "warp"],
                     help="search spaces: every sigma (steps) and/or warps of the built-ins (warp)")
     ap.add_argument("--extra", type=int, default=24, help="evolution budget beyond the seeded pairs, in candidates")
@@ -77,6 +80,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def frechet_wanted(args) -> bool:
+    return any(f != "fidelity" for f in args.fitnesses)
+
+
 class Bench:
     """One bundled model: its inputs, seed sets, references and the pack's pipeline pieces."""
 
@@ -88,7 +95,7 @@ class Bench:
         self.pipeline, self.joint = pack_module("core.schedule_pipeline"), pack_module("core.joint_schedule_search")
         self.evolution, self.builtins = pack_module("core.schedule_search"), pack_module("nodes.builtin_schedules")
         self.runner_mod, self.identity = pack_module("nodes.schedule_runner"), pack_module("nodes.model_identity")
-        self.fitness = pack_module("core.fitness").make_fitness("fidelity")
+        self._fitnesses = {"fidelity": pack_module("core.fitness").make_fitness("fidelity")}
         if name == "digits":
             self.model, emb, _ = M.load_digits_model("bundled")
             self.conds = lambda k: M.digits_inputs(emb, k, 32)[:2]
@@ -123,11 +130,21 @@ class Bench:
         return self.pipeline.SeedSet(r, r.sample(self.ref_sigmas, "dpmpp_2m"))
 
     def genes(self, n: int):
+        if "all" in self.args.samplers:
+            return tuple(self.builtins.joint_genes(n))
         return tuple(g for g in self.builtins.joint_genes(n) if g[0] in self.args.samplers)
 
+    def fitness_of(self, name: str):
+        """The fitness the node builds for `name` (frechet / mixed: the bundled classifier, the held-out real set)."""
+        if name not in self._fitnesses:
+            features = pack_module("nodes.frechet_features")
+            self._fitnesses[name] = features.build_fitness(name, self.features, self.real_images())
+        return self._fitnesses[name]
+
     def search(self, n: int) -> dict:
-        """The node's joint pipeline at N = n model calls, once per search space (--spaces); every pair scored on the
-        fitness seeds first (shared by the spaces), the finds and the --held-pairs best pairs on held-out seeds."""
+        """The node's joint pipeline at N = n model calls, once per search space (--spaces) and fitness
+        (--fitnesses); every pair scored on the fitness seeds first (its samples shared by the searches), the finds
+        and the --held-pairs best pairs on held-out seeds."""
         args, info = self.args, self.info
         genes = self.genes(n)
         pairs = self.builtins.joint_baselines(self.model, genes)
@@ -138,38 +155,48 @@ class Bench:
         fit_set = self.pipeline.SeedSet(fit, self.fit.reference)
         val_set = self.pipeline.SeedSet(val, self.val.reference) if val else None
         t0 = time.perf_counter()
-        fit_scores = dict(zip(pairs, fit_set.evaluator(self.fitness)(list(pairs.values()))))
-        pair_seconds = time.perf_counter() - t0
+        fit.run(list(pairs.values()))
+        pair_seconds = time.perf_counter() - t0  # sampling every pair once; each search is charged with it
         row = {"N": n, "pairs": len(pairs), "spaces": {}}
-        finds = {}
-        for space in args.spaces:
-            config = self.joint.JointConfig(
-                calls=n, samplers=genes, sigma_min=info.sigma_min, sigma_max=info.sigma_max, num_seeds=k,
-                population=args.population, top_k=2 if space == "warp" else 4, generations=args.generations,
-                budget=(seeding + args.extra * n) * k, seed=n, space=space)
-            t0 = time.perf_counter()
-            find = self.pipeline.SchedulePipeline(config, self.fitness, pairs, fit_set, k,
-                                                  (lambda: val_set) if val else None, args.validation_seeds,
-                                                  validated_baselines=args.validated_pairs).run()
-            seconds = time.perf_counter() - t0 + pair_seconds
-            # calls as if run alone (the spaces share samples): every candidate on the fitness seeds, and the
-            # finds + validated pairs on the validation seeds (at <= n calls each)
-            finds_validated = min(VALIDATED_FINDS, find.result.evaluated - len(pairs))
-            calls = find.result.calls_used + ((finds_validated + args.validated_pairs) * args.validation_seeds * n
-                                              if val else 0)
-            finds[space] = (find, self.joint.SamplerSchedule(find.sampler, tuple(find.sigmas)), seconds, calls)
-        # the pair a user would pick: the best over fitness (+ validation) seeds, as the pipeline ranks them
-        ranked = sorted(pairs, key=lambda p: (finds[args.spaces[0]][0].baseline_fitness[p], p))
-        user_pick = ranked[0]
-        top = sorted(pairs, key=lambda p: (fit_scores[p], p))[:args.held_pairs]
-        if user_pick not in top:
-            top.append(user_pick)
+        finds, fit_scores, user_picks = {}, {}, {}
+        for fit_name in args.fitnesses:
+            fitness = self.fitness_of(fit_name)
+            fit_scores[fit_name] = dict(zip(pairs, fit_set.evaluator(fitness)(list(pairs.values()))))
+            for space in args.spaces:
+                config = self.joint.JointConfig(
+                    calls=n, samplers=genes, sigma_min=info.sigma_min, sigma_max=info.sigma_max, num_seeds=k,
+                    population=args.population, top_k=2 if space == "warp" else 4, generations=args.generations,
+                    budget=(seeding + args.extra * n) * k, seed=n, space=space)
+                t0 = time.perf_counter()
+                find = self.pipeline.SchedulePipeline(config, fitness, pairs, fit_set, k,
+                                                      (lambda: val_set) if val else None, args.validation_seeds,
+                                                      validated_baselines=args.validated_pairs).run()
+                seconds = time.perf_counter() - t0 + pair_seconds
+                # calls as if run alone (the searches share samples): every candidate on the fitness seeds, and
+                # the finds + validated pairs on the validation seeds (at <= n calls each)
+                finds_validated = min(VALIDATED_FINDS, find.result.evaluated - len(pairs))
+                calls = find.result.calls_used + ((finds_validated + args.validated_pairs) * args.validation_seeds
+                                                  * n if val else 0)
+                found = self.joint.SamplerSchedule(find.sampler, tuple(find.sigmas))
+                finds[(space, fit_name)] = (find, found, seconds, calls)
+                # the pair a user would pick: the best over fitness (+ validation) seeds, as the pipeline ranks them
+                user_picks.setdefault(fit_name, min(pairs, key=lambda p: (find.baseline_fitness[p], p)))
+        if args.held_pairs > 0:
+            top = []
+            for scores in fit_scores.values():
+                top += [p for p in sorted(pairs, key=lambda p: (scores[p], p))[:args.held_pairs] if p not in top]
+        else:
+            top = list(pairs)
+        top += [p for p in user_picks.values() if p not in top]
         held = Memo(self.held)
         outs = dict(zip(top, held.run([pairs[p] for p in top])))
-        for space, (find, found, seconds, calls) in finds.items():
+        fd = self.fitness_of("frechet") if frechet_wanted(args) else None
+        pair_fd = {p: fd.distance(o) for p, o in outs.items()} if fd else {}
+        for (space, fit_name), (find, found, seconds, calls) in finds.items():
             out = held.run([found])[0]
-            res = {"find": found, "pick": find.pick, "seconds": seconds, "calls": calls,
-                   "evaluated": find.result.evaluated}
+            user_pick = user_picks[fit_name]
+            res = {"find": found, "pick": find.pick, "seconds": seconds, "calls": calls, "fitness": fit_name,
+                   "space": space, "evaluated": find.result.evaluated}
             for ref_name, ref in (("high", self.held_ref), ("full", self.held_full)):
                 errs = {p: mse(o, ref) for p, o in outs.items()}
                 best = min(errs, key=errs.get)
@@ -177,17 +204,34 @@ class Bench:
                 res[ref_name] = {"search": err, "best_pair": best, "best": errs[best], "user_pair": user_pick,
                                  "user": errs[user_pick], "gain": errs[best] / err if err > 0 else math.inf,
                                  "user_gain": errs[user_pick] / err if err > 0 else math.inf}
-            row["spaces"][space] = res
+            per_find, per_best = per_seed(out, self.held_ref), per_seed(outs[res["high"]["best_pair"]], self.held_ref)
+            res["robust"] = {"median_gain": float(per_best.median() / per_find.median()),
+                             "trimmed_gain": trimmed(per_best) / trimmed(per_find),
+                             "top_share_find": top_share(per_find), "top_share_best": top_share(per_best)}
+            if fd:
+                best = min(pair_fd, key=pair_fd.get)
+                res["fd"] = {"search": fd.distance(out), "best_pair": best, "best": pair_fd[best],
+                             "user_pair": user_pick, "user": pair_fd[user_pick], "reference": fd.distance(self.held_ref),
+                             "full": fd.distance(self.held_full)}
+            row["spaces"][(space, fit_name)] = res
             h, f = res["high"], res["full"]
-            print(f"{self.name} N={n} [{space}]: {found.sampler} {found.steps} steps ({find.pick}); held-out MSE vs "
-                  f"{args.reference_steps}-step {h['search']:.4g} | best pair {h['best_pair']} {h['best']:.4g} "
-                  f"({h['gain']:.2f}x) | user "
+            extra = (f"; held-out FD {res['fd']['search']:.3f} | best pair {res['fd']['best_pair']} "
+                     f"{res['fd']['best']:.3f} | user {res['fd']['user']:.3f} | {args.reference_steps}-step "
+                     f"{res['fd']['reference']:.3f}") if fd else ""
+            rb = res["robust"]
+            extra += (f"; per held-out seed vs {args.reference_steps}-step (best pair / searched): median "
+                      f"{rb['median_gain']:.2f}x, 10%-trimmed mean {rb['trimmed_gain']:.2f}x; share of the error "
+                      f"in the worst 10% of seeds: searched {rb['top_share_find']:.2f}, best pair "
+                      f"{rb['top_share_best']:.2f}")
+            print(f"{self.name} N={n} [{space}, {fit_name}]: {found.sampler} {found.steps} steps ({find.pick}); "
+                  f"held-out MSE vs {args.reference_steps}-step {h['search']:.4g} | best pair {h['best_pair']} "
+                  f"{h['best']:.4g} ({h['gain']:.2f}x) | user "
                   f"pick {user_pick} {h['user']:.4g} ({h['user_gain']:.2f}x); vs {args.full_steps}-step "
                   f"{f['search']:.4g} | {f['best_pair']} {f['best']:.4g} ({f['gain']:.2f}x) | user {f['user']:.4g} "
-                  f"({f['user_gain']:.2f}x); {len(pairs)} pairs, {find.result.evaluated} candidates, {calls} calls, "
-                  f"{seconds:.0f} s", flush=True)
-        row["find"] = row["spaces"][args.spaces[-1]]["find"]
-        row["high"] = row["spaces"][args.spaces[-1]]["high"]
+                  f"({f['user_gain']:.2f}x){extra}; {len(pairs)} pairs, {len(top)} on held-out, "
+                  f"{find.result.evaluated} candidates, {calls} calls, {seconds:.0f} s", flush=True)
+        last = list(row["spaces"].values())[-1]
+        row["find"], row["high"] = last["find"], last["high"]
         return row
 
     def real_images(self):
@@ -258,6 +302,22 @@ def mse(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((a.float() - b.float()) ** 2).mean())
 
 
+def per_seed(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return ((a.float() - b.float()) ** 2).flatten(1).mean(1)
+
+
+def trimmed(errors: torch.Tensor, drop: float = 0.1) -> float:
+    """Mean of the per-seed errors without the worst `drop` fraction (the rare samples that change digit)."""
+    keep = max(1, len(errors) - int(drop * len(errors)))
+    return float(torch.sort(errors).values[:keep].mean())
+
+
+def top_share(errors: torch.Tensor, drop: float = 0.1) -> float:
+    """Fraction of the summed error in the worst `drop` fraction of seeds."""
+    k = max(1, int(drop * len(errors)))
+    return float(torch.sort(errors, descending=True).values[:k].sum() / errors.sum().clamp_min(1e-30))
+
+
 def transfer(src: Bench, dst: Bench, src_rows: list[dict], dst_rows: list[dict]) -> list[dict]:
     """src's searched (sampler, schedule) mapped to dst's σ range in log σ, scored on dst's held-out seeds."""
     sched = pack_module("nodes.schedule")
@@ -284,20 +344,32 @@ def transfer(src: Bench, dst: Bench, src_rows: list[dict], dst_rows: list[dict])
 
 def print_tables(results: dict, transfers: dict, args) -> None:
     print("\n### Sampler + timesteps (held-out MSE; gain = built-in pair / searched)\n")
-    print(f"| model | N | space | searched (sampler, steps) | vs {args.reference_steps}-step: searched | best pair on "
+    print(f"| model | N | space, fitness | searched (sampler, steps) | vs {args.reference_steps}-step: searched | best pair on "
           "held-out | gain | "
           "user's pair (fit seeds) | gain | vs " f"{args.full_steps}-step: searched | best pair | gain | user's pair | "
           "gain | search cost (calls, s) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, (rows, _) in results.items():
         for r in rows:
-            for space, x in r["spaces"].items():
+            for (space, fit_name), x in r["spaces"].items():
                 h, f = x["high"], x["full"]
-                print(f"| {name} | {r['N']} | {space} | {x['find'].sampler}, {x['find'].steps} ({x['pick']}) | "
+                print(f"| {name} | {r['N']} | {space}, {fit_name} | {x['find'].sampler}, {x['find'].steps} ({x['pick']}) | "
                       f"{h['search']:.4g} | {h['best_pair']} {h['best']:.4g} | {h['gain']:.2f}x | {h['user_pair']} "
                       f"{h['user']:.4g} | {h['user_gain']:.2f}x | {f['search']:.4g} | {f['best_pair']} "
                       f"{f['best']:.4g} | {f['gain']:.2f}x | {f['user']:.4g} | {f['user_gain']:.2f}x | "
                       f"{x['calls']}, {x['seconds']:.0f} |")
+    if frechet_wanted(args):
+        print("\n### Held-out Fréchet distance of each search (classifier features vs held-out real digits)\n")
+        print(f"| model | N | space, fitness | searched (sampler) | FD | best pair on held-out (FD) | user's pair (FD) "
+              f"| {args.reference_steps}-step reference | {args.full_steps}-step run |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for name, (rows, _) in results.items():
+            for r in rows:
+                for (space, fit_name), x in r["spaces"].items():
+                    d = x["fd"]
+                    print(f"| {name} | {r['N']} | {space}, {fit_name} | {x['find'].sampler} ({x['pick']}) | "
+                          f"{d['search']:.2f} | {d['best_pair']} {d['best']:.2f} | {d['user_pair']} {d['user']:.2f} | "
+                          f"{d['reference']:.2f} | {d['full']:.2f} |")
     print("\n### Fréchet fitness (dpmpp_2m; Fréchet distance to held-out real digits on the held-out seeds)\n")
     print(f"| model | N | searched | best built-in | every built-in | {args.reference_steps}-step reference | "
           "search cost (calls, s) |")
