@@ -46,7 +46,7 @@ HOLDOUT_SEED = report.HOLDOUT_SEED
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ns", nargs="+", type=int, default=[3, 4, 5, 6])
+    parser.add_argument("--ns", nargs="*", type=int, default=[3, 4, 5, 6], help="none: the transfer study only")
     parser.add_argument("--k", nargs="+", type=int, default=[1], help="extra steps of the two-stage result")
     parser.add_argument("--sampler", default="euler")
     parser.add_argument("--cfg", type=float, default=3.0)

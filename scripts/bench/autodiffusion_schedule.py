@@ -47,7 +47,8 @@ BENCH_SAMPLERS = ("euler", "dpmpp_2m", "ipndm_v", "deis", "uni_pc")
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["digits", "mnist_dit"], choices=["digits", "mnist_dit"])
-    ap.add_argument("--steps", nargs="+", type=int, default=[4, 5, 6, 8, 10], help="N: model calls per sample")
+    ap.add_argument("--steps", nargs="*", type=int, default=[4, 5, 6, 8, 10],
+                    help="N: model calls per sample (none: skip the sampler + timesteps search)")
     ap.add_argument("--samplers", nargs="+", default=list(BENCH_SAMPLERS),
                     help="sampler genes; `all`: every deterministic sampler the node searches (13)")
     ap.add_argument("--fitnesses", nargs="+", default=["fidelity"], choices=["fidelity", "frechet", "mixed"],
