@@ -340,8 +340,9 @@ class BudgetController:
         if end_paid:
             # whole computed steps left: the run's last step (heun: one call) and the rest at their mean cost (an
             # odd call left over buys no two-call step)
-            rest = [self.costs[i] for i in free if i != end]
-            future = 1 + math.floor((left - self.costs[end]) / (sum(rest) / len(rest)) + 1e-9) if rest else 1.0
+            rest = len(free) - 1  # the free steps before `end` (end is free here: not forced)
+            mean = (free_cost - self.costs[end]) / rest if rest else 0.0
+            future = 1 + math.floor((left - self.costs[end]) / mean + 1e-9) if rest else 1.0
         else:
             future = left / (free_cost / len(free)) + 1  # the forced call at `end` closes the last gap for free
         at = self.places

@@ -41,3 +41,15 @@ def drive(ctl, sigmas, d_of):
 
 def gaps_of(calls):
     return [b - a for a, b in zip(calls, calls[1:])]
+
+
+def budget_run_calls(ctl, sigmas):
+    """The steps a budget run's SkipController (decide/store/predict/path) computes over `sigmas`, driven with a
+    constant latent."""
+    x = torch.zeros(1, 2)
+    for i, s in enumerate(sigmas[:-1]):
+        if ctl.decide(i, x, s):
+            ctl.store(x, x * 0.5, s)
+        else:
+            ctl.predict(x, s)
+    return [i for i, c in enumerate(ctl.path.computed) if c]

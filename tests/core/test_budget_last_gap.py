@@ -10,7 +10,7 @@ import torch
 from adaptive_skip_core.budget import BudgetController, front_plan, last_gap
 from adaptive_skip_core.budget_run import BudgetSkipController, choose, gap_words
 from adaptive_skip_core.config import SkipConfig
-from budget_schedules import drive, flow_simple, gaps_of, karras
+from budget_schedules import budget_run_calls, drive, flow_simple, gaps_of, karras
 
 
 @pytest.mark.parametrize("calls,flow,eps", [(13, 2, 3), (17, 1, 2), (20, 1, 2), (25, 1, 1)])
@@ -65,13 +65,7 @@ def test_the_pack_runs_the_shortened_last_gap_and_says_so():
     assert "every 4th step, the first 3 gaps 5, the last 2" in choice.note
     ctl = BudgetSkipController(cfg, sig, [1] * 50, choice.budget, placement=choice.placement,
                                abscissa=choice.abscissa, last_gap=choice.last_gap)
-    x = torch.zeros(1, 2)
-    for i, s in enumerate(sig[:-1]):
-        if ctl.decide(i, x, s):
-            ctl.store(x, x * 0.5, s)
-        else:
-            ctl.predict(x, s)
-    calls = [i for i, c in enumerate(ctl.path.computed) if c]
+    calls = budget_run_calls(ctl, sig)
     assert gaps_of(calls) == [5] * 3 + [4] * 8 + [2]
 
 

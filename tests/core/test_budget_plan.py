@@ -10,7 +10,7 @@ import torch
 from adaptive_skip_core.budget import PLACEMENT, SKIP_ABSCISSA, BudgetController
 from adaptive_skip_core.budget_run import BudgetSkipController, choose, gap_words
 from adaptive_skip_core.config import SkipConfig
-from budget_schedules import drive, flow_simple, gaps_of, karras
+from budget_schedules import budget_run_calls, drive, flow_simple, gaps_of, karras
 
 
 @pytest.mark.parametrize("steps", [10, 20, 50])
@@ -86,13 +86,7 @@ def test_the_pack_controller_runs_the_front_plan_along_the_step_index():
     ctl = BudgetSkipController(cfg, sig, [1] * 50, choice.budget, placement=choice.placement,
                                abscissa=choice.abscissa, last_gap=choice.last_gap)
     assert ctl.inner.placement == "front" and ctl.inner.abscissa == "index" and ctl.inner.last_gap == 1
-    x = torch.zeros(1, 2)
-    for i, s in enumerate(sig[:-1]):
-        if ctl.decide(i, x, s):
-            ctl.store(x, x * 0.5, s)
-        else:
-            ctl.predict(x, s)
-    calls = [i for i, c in enumerate(ctl.path.computed) if c]
+    calls = budget_run_calls(ctl, sig)
     assert gaps_of(calls) == [4] * 3 + [3] * 12 + [1]
 
 
