@@ -14,8 +14,8 @@ if HOST_PROBLEM is None:
     for _module in (compare, demo_model, flow_demo_model, schedule, skip, skip_library, visualize, oracle):
         NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
         NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
-    from . import architecture_search, block_plan  # issue 14: AutoDiffusion's architecture stage
+    from . import architecture_search, block_plan_nodes  # issue 14: AutoDiffusion's architecture stage
 
-    for _module in (architecture_search, block_plan):
+    for _module in (architecture_search, block_plan_nodes):
         NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
         NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)

@@ -25,7 +25,8 @@ import comfy.utils
 from ..core.block_plan import PASS_THROUGH, SKIPPED_CHOICES, BlockPlan, BlockPlanError, random_plan
 from ..core.block_plan_search import BlockSearchConfig, search_block_plan
 from ..core.sampler_steps import sampler_function_name
-from .block_plan import CATEGORY, StatsMailbox, apply_plans, find_cached, model_blocks, save_plan
+from .block_plan import CATEGORY, StatsMailbox, apply_plans, model_blocks
+from .block_plan_files import find_cached, save_plan
 from .frechet_features import FEATURE_CHOICES, FRECHET_INPUTS, build_frechet_fitness
 from .model_identity import conditioning_digest, model_identity
 

@@ -1,6 +1,6 @@
 """Run a BLOCK_PLAN: per sampler step, only the planned blocks of the network run (AutoDiffusion's architecture
-stage), through ComfyUI's public block replacement points on a clone of the model. Nodes: ApplyBlockPlan,
-LoadBlockPlan, SaveBlockPlan.
+stage), through ComfyUI's public block replacement points on a clone of the model. The nodes are in
+block_plan_nodes.py, the plan library in block_plan_files.py.
 
 - DiT families: `transformer_options["patches_replace"]["dit"][("double_block", i)]` / `("single_block", i)`
   (ModelPatcher.set_model_patch_replace, the mechanism of ComfyUI's SkipLayerGuidanceDiT). A running block calls
@@ -19,7 +19,6 @@ many plans in one batch); then the block runs on the whole batch and skipped row
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +26,6 @@ import torch
 
 import comfy.model_patcher
 import comfy.patcher_extension
-import folder_paths
 
 from ..core.block_plan import PASS_THROUGH, REUSE, BlockId, BlockPlan, BlockPlanError
 from ..core.block_plan_reuse import ResidualCache, reuse_call
@@ -38,8 +36,6 @@ CATEGORY = "sampling/adaptive_skip"
 WRAPPER_KEY = "adaptive_skip_block_plan"
 SETUP_KEY = "adaptive_skip_block_plan"
 RUN_KEY = "adaptive_skip_block_plan_run"
-FOLDER = "adaptive_skip_block_plans"
-EXTENSION = ".json"
 
 # Diffusion-model classes whose forward reads patches_replace["dit"] with transformer_options in the block's args
 # (read in ComfyUI 0.3.64's model files): class name -> (module list of double blocks, of single blocks).
@@ -351,167 +347,3 @@ def stats_of(model) -> BlockRunStats | None:
     """The last finished run's counts of a model patched by apply_plans."""
     setup = model.model_options.get("transformer_options", {}).get(SETUP_KEY)
     return setup.mailbox.last if setup is not None else None
-
-
-# --- library -----------------------------------------------------------------------------------------------------
-def register_plan_folder() -> None:
-    user = os.path.join(folder_paths.models_dir, FOLDER)
-    if FOLDER not in folder_paths.folder_names_and_paths:
-        folder_paths.folder_names_and_paths[FOLDER] = ([user], {EXTENSION})
-
-
-def library_files() -> list[str]:
-    register_plan_folder()
-    return sorted(folder_paths.get_filename_list(FOLDER))
-
-
-def save_plan(plan: BlockPlan, name: str) -> str:
-    """Write the plan's text to the user's plan folder; returns the file path."""
-    register_plan_folder()
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name.strip()) or "block_plan"
-    folder = folder_paths.get_folder_paths(FOLDER)[0]
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, safe if safe.endswith(EXTENSION) else safe + EXTENSION)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(plan.to_text())
-    logger.info("AdaptiveSkip: saved %s to %s", plan.summary(), path)
-    return path
-
-
-def find_cached(key: str) -> tuple[str, BlockPlan] | None:
-    """The saved plan whose search had exactly this cache key (EvoArchitectureSearch's record), if any."""
-    for filename in library_files():
-        path = folder_paths.get_full_path(FOLDER, filename)
-        if path is None:  # listed from folder_paths' filename cache, but gone since (or its folder was swapped)
-            continue
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-            if key not in text:
-                continue
-            plan = BlockPlan.from_text(text)
-        except (OSError, BlockPlanError) as err:
-            logger.warning("AdaptiveSkip: skipping unreadable block plan %s: %s", path, err)
-            continue
-        if plan.cache_key == key:
-            return filename, plan
-    return None
-
-
-def load_plan_file(name: str) -> BlockPlan:
-    register_plan_folder()
-    path = folder_paths.get_full_path(FOLDER, name)
-    if path is None:
-        raise BlockPlanError(f"block plan {name!r} is not in the plan library ({folder_paths.get_folder_paths(FOLDER)}"
-                             "); pick one from the list, paste a plan's text, or save one with SaveBlockPlan")
-    with open(path, encoding="utf-8") as f:
-        return BlockPlan.from_text(f.read())
-
-
-# --- nodes -------------------------------------------------------------------------------------------------------
-class ApplyBlockPlan:
-    """MODEL + BLOCK_PLAN -> a clone that runs only the plan's blocks at each step."""
-
-    CATEGORY = CATEGORY
-    SEARCH_ALIASES = ['block skipping', 'layer skip', 'autodiffusion', 'speed', 'cache']
-    RETURN_TYPES = ("MODEL",)
-    FUNCTION = "apply"
-    DESCRIPTION = ("Run only the blocks a BLOCK_PLAN keeps at each sampler step (a skipped block passes its input "
-                   "on, or, in a plan with skipped \"reuse\", adds the residual from its last run). Sample with the "
-                   "SIGMAS the plan was searched on (same step count).")
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": ("MODEL", {"tooltip": "The model to run the plan on; it is cloned, never modified."}),
-            "block_plan": ("BLOCK_PLAN", {"tooltip": "From EvoArchitectureSearch or LoadBlockPlan; made for this "
-                                                     "model's architecture."})}}
-
-    def apply(self, model, block_plan):
-        patched = apply_plans(model, [block_plan])
-        logger.info("AdaptiveSkip: %s", block_plan.summary())
-        return (patched,)
-
-
-TEXT_CHOICE = "(pasted text)"
-
-
-class LoadBlockPlan:
-    """A BLOCK_PLAN from the library folder, or from pasted text (the text wins when given)."""
-
-    CATEGORY = CATEGORY
-    SEARCH_ALIASES = ['block plan', 'load plan', 'autodiffusion', 'layer skip']
-    DESCRIPTION = ("Load a BLOCK_PLAN (which blocks run at each sampler step) from the plan library or from pasted "
-                   "text, with the schedule it was searched on.")
-    RETURN_TYPES = ("BLOCK_PLAN", "SIGMAS", "STRING", "SAMPLER")
-    RETURN_NAMES = ("block_plan", "sigmas", "summary", "sampler")
-    OUTPUT_TOOLTIPS = ("The plan, for ApplyBlockPlan.",
-                       "The schedule the plan was searched on (stage 1 of the two-stage search), for SamplerCustom; "
-                       "empty when the plan carries none.",
-                       "What the plan holds.",
-                       "The sampler the plan was searched with, for SamplerCustom (euler when the plan names none "
-                       "or one this ComfyUI lacks; the summary says so).")
-    FUNCTION = "load"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"plan": ([TEXT_CHOICE] + library_files(),
-                                      {"tooltip": "A plan saved in models/adaptive_skip_block_plans, or "
-                                                  f"{TEXT_CHOICE} to use the text below."})},
-                "optional": {"text": ("STRING", {"multiline": True, "default": "",
-                                                 "tooltip": "A plan's JSON text (as SaveBlockPlan shows it); when "
-                                                            "given it is used instead of the file."})}}
-
-    def load(self, plan, text=""):
-        if text.strip():
-            loaded = BlockPlan.from_text(text)
-        elif plan == TEXT_CHOICE:
-            raise BlockPlanError("LoadBlockPlan: 'plan' is set to pasted text but 'text' is empty; paste a plan's "
-                                 "text or pick a saved plan")
-        else:
-            loaded = load_plan_file(plan)
-        import comfy.samplers
-
-        summary = loaded.summary() + (f"; sampler {loaded.sampler}" if loaded.sampler else "")
-        if not loaded.sigmas:
-            summary += "; it carries no SIGMAS: sample with a schedule of its step count"
-        sampler_name = loaded.sampler
-        if sampler_name not in comfy.samplers.KSampler.SAMPLERS:
-            summary += (f"; its sampler {sampler_name!r} is not one of this ComfyUI's samplers: the sampler "
-                        "output is euler" if sampler_name else "; it names no sampler: the sampler output is euler")
-            logger.warning("AdaptiveSkip LoadBlockPlan: %s", summary)
-            sampler_name = "euler"
-        return (loaded, torch.tensor(loaded.sigmas, dtype=torch.float32), summary,
-                comfy.samplers.sampler_object(sampler_name))
-
-
-class SaveBlockPlan:
-    """Save a BLOCK_PLAN to the plan library (models/adaptive_skip_block_plans) and show its shareable text."""
-
-    CATEGORY = CATEGORY
-    SEARCH_ALIASES = ['block plan', 'save plan', 'autodiffusion', 'layer skip']
-    DESCRIPTION = ("Save a BLOCK_PLAN to the plan library (models/adaptive_skip_block_plans) and show it as "
-                   "shareable text.")
-    RETURN_TYPES = ("STRING",)
-    RETURN_NAMES = ("text",)
-    FUNCTION = "save"
-    OUTPUT_NODE = True
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "block_plan": ("BLOCK_PLAN", {"tooltip": "The plan to save."}),
-            "name": ("STRING", {"default": "block_plan", "tooltip": "File name in models/adaptive_skip_block_plans "
-                                                                    "(an existing file of that name is replaced)."})}}
-
-    def save(self, block_plan, name):
-        path = save_plan(block_plan, name)
-        return {"ui": {"text": [f"saved {os.path.basename(path)}: {block_plan.summary()}"]},
-                "result": (block_plan.to_text(),)}
-
-
-NODE_CLASS_MAPPINGS = {"ApplyBlockPlan": ApplyBlockPlan, "LoadBlockPlan": LoadBlockPlan,
-                       "SaveBlockPlan": SaveBlockPlan}
-NODE_DISPLAY_NAME_MAPPINGS = {"ApplyBlockPlan": "Apply Block Plan (AdaptiveSkip)",
-                              "LoadBlockPlan": "Load Block Plan (AdaptiveSkip)",
-                              "SaveBlockPlan": "Save Block Plan (AdaptiveSkip)"}

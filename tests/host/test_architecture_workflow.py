@@ -66,8 +66,8 @@ def test_stage_two_writes_one_combined_record(host, tmp_path, monkeypatch):
     plan, the schedule and the sampler, LoadBlockPlan returns all three, and the run is served from it next time."""
     import folder_paths
     import make_autodiffusion_workflow as make
-    bp = sys.modules[f"{host.pack.__name__}.nodes.block_plan"]
-    monkeypatch.setitem(folder_paths.folder_names_and_paths, bp.FOLDER, ([str(tmp_path)], {bp.EXTENSION}))
+    lib = sys.modules[f"{host.pack.__name__}.nodes.block_plan_files"]
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, lib.FOLDER, ([str(tmp_path)], {lib.EXTENSION}))
     prompt, _ = make.two_stage()
     values = _upstream(host, prompt)
     values["5"] = host.mappings["EvoTimestepSchedule"]().search(**_linked(prompt["5"]["inputs"], values))["result"]

@@ -19,6 +19,15 @@ def pack_modules(host):
     return (sys.modules[f"{name}.nodes.block_plan"], sys.modules[f"{name}.core.block_plan"])
 
 
+def use_plan_folder(host, tmp_path, monkeypatch):
+    """Point the plan library at tmp_path for one test (folder_paths restored afterwards)."""
+    import sys
+
+    import folder_paths
+    lib = sys.modules[f"{host.pack.__name__}.nodes.block_plan_files"]
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, lib.FOLDER, ([str(tmp_path)], {lib.EXTENSION}))
+
+
 def tiny_flux(tiny_models, seed: int = 6):
     """A random Flux with 2 double and 2 single blocks, built from ComfyUI's own Flux config (its state-dict
     detection fixes the width at 3072, too big here)."""
@@ -204,10 +213,9 @@ def test_composes_with_adaptive_skip_a_reused_step_runs_no_block(host, tiny_mode
 
 def test_save_load_round_trip_and_the_search_node(host, tinies, pack_modules, tmp_path, monkeypatch):
     import comfy.samplers
-    import folder_paths
     bp, core = pack_modules
     tiny = tinies["sd3"]
-    monkeypatch.setitem(folder_paths.folder_names_and_paths, bp.FOLDER, ([str(tmp_path)], {bp.EXTENSION}))
+    use_plan_folder(host, tmp_path, monkeypatch)
     sigmas = comfy.samplers.calculate_sigmas(tiny.model.get_model_object("model_sampling"), "simple", 6)
     model, plan, report = host.mappings["EvoArchitectureSearch"]().search(
         tiny.model, tiny.positive, tiny.negative, tiny.latent, "euler", sigmas, 3.0, 0.5, 2, 6, 2, 0, "latent_mse",
@@ -230,11 +238,10 @@ def test_the_same_search_again_is_served_from_the_library(host, tinies, pack_mod
     import sys
 
     import comfy.samplers
-    import folder_paths
     bp, _ = pack_modules
     node_module = sys.modules[f"{host.pack.__name__}.nodes.architecture_search"]
     tiny = tinies["sd3"]
-    monkeypatch.setitem(folder_paths.folder_names_and_paths, bp.FOLDER, ([str(tmp_path)], {bp.EXTENSION}))
+    use_plan_folder(host, tmp_path, monkeypatch)
     sigmas = comfy.samplers.calculate_sigmas(tiny.model.get_model_object("model_sampling"), "simple", 4)
     searches = []
     real_search = node_module.search_block_plan
@@ -414,10 +421,9 @@ def test_reuse_is_refused_for_unet_attention_plans(host, tinies, pack_modules):
 
 def test_the_search_node_finds_and_saves_reuse_plans(host, tinies, pack_modules, tmp_path, monkeypatch):
     import comfy.samplers
-    import folder_paths
     bp, core = pack_modules
     tiny = tinies["sd3"]
-    monkeypatch.setitem(folder_paths.folder_names_and_paths, bp.FOLDER, ([str(tmp_path)], {bp.EXTENSION}))
+    use_plan_folder(host, tmp_path, monkeypatch)
     sigmas = comfy.samplers.calculate_sigmas(tiny.model.get_model_object("model_sampling"), "simple", 6)
     node = host.mappings["EvoArchitectureSearch"]()
 
