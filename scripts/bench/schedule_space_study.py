@@ -19,6 +19,7 @@ import argparse
 import itertools
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -179,7 +180,10 @@ def run_variant(bench: StudyBench, n: int, pairs: dict, space: str, top_k: int, 
     memo = fit_set.runner
     sampled_before = memo.sampled
     t0 = time.perf_counter()
-    pipe = bench.pipeline.SchedulePipeline(config, bench.fitness, pairs, fit_set, k,
+    # the pipeline builds its own search for "steps" / "warp" (until it dispatches through search_class): build it
+    # with one of those, then put the variant's own search in its place
+    shell = replace(config, space="steps" if space == "steps" else "warp")
+    pipe = bench.pipeline.SchedulePipeline(shell, bench.fitness, pairs, fit_set, k,
                                            (lambda: bench.seed_set("val", n)) if validate else None,
                                            args.validation_seeds if validate else 0,
                                            validated_baselines=args.validated_pairs)
