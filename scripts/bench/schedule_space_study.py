@@ -1,15 +1,14 @@
 """Study (issue 14): schedule search spaces and search strength side by side, on one bundled model.
 
-    OMP_NUM_THREADS=1 python scripts/bench/schedule_space_study.py --model mnist_dit --steps 4 \
-        --variants warp/2/48 warp_refine/2/48 warp/2/96
+    OMP_NUM_THREADS=1 python scripts/bench/schedule_space_study.py --model mnist_dit --steps 4 5 6 \
+        --variants warp/2/48 warp_linear/2/144
 
 The same setting as scripts/bench/autodiffusion_schedule.py (its Bench: the same fitness, validation and held-out
 seeds, the same 100-step and 50-step dpmpp_2m karras references, every sampler x built-in scheduler pair at <= N
 calls seeded, EvoTimestepSchedule's pipeline with its validation and 5% rule), with the search space, the number of
-parents and the budget given per variant as SPACE/TOP_K/EXTRA (budget = every pair + EXTRA candidates; SPACE: steps, warp, warp_linear, or the study's
-warp_sigma / warp_refine, see study_searches). The pairs'
-samples are shared by the variants and, like every sample, cached on disk (--cache), so a re-run samples only what
-is new. Gains are against the best pair on the held-out seeds among the --held-pairs best on the fitness seeds, as
+parents and the budget given per variant as SPACE/TOP_K/EXTRA (budget = every pair + EXTRA candidates; SPACE: steps,
+warp, warp_linear, or the study's warp_sigma / warp_refine, see study_searches). The pairs' samples are shared by the
+variants and, like every sample, cached on disk (--cache), so a re-run samples only what is new. Gains are against the best pair on the held-out seeds among the --held-pairs best on the fitness seeds, as
 in the benchmark. `--fitness-sets held` runs each variant with the HELD-OUT seeds as its fitness seeds, no validation:
 what the space reaches when it is scored on the test itself (an upper bound, not a result).
 """
