@@ -33,8 +33,9 @@ GRID_POWERS = (0.5, 0.75, 1.0, 1.5)
 GRID_LAST = (0.0, 0.2, 0.4)
 # Settings that may change when a saved search is resumed (they extend or shorten it, not change its course).
 RESUMABLE_CHANGES = ("generations", "budget")
-# What the search varies: every σ (steps) or a 2-parameter monotone warp of the seeds (warp, core/schedule_warp.py).
-SPACES = ("steps", "warp")
+# What the search varies: every σ (steps), a 2-parameter monotone warp of the seeds (warp), or warps of the seeds and
+# of every sampler's linear-in-σ schedules (warp_linear); core/schedule_warp.search_class gives each its class.
+SPACES = ("steps", "warp", "warp_linear")
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,9 @@ def resample_logs(logs: Sequence[float], steps: int, lo: float) -> list[float]:
 
 class EvoSearch:
     """Population, top-k parents, crossover and mutation over valid schedules (and, with `config.samplers`, their
-    sampler); one generation per step()."""
+    sampler); one generation per step(). `space`: the config.space a class searches (subclasses set their own)."""
+
+    space = "steps"
 
     def __init__(self, config: EvoConfig, evaluate: Evaluate, seeds: dict | None = None,
                  state: EvoState | None = None):
@@ -240,6 +243,9 @@ class EvoSearch:
                 raise ValueError(f"cannot resume: the saved search used other settings for {', '.join(diff)}")
             state.config = config
             state.finished = False
+        if config.space != self.space:
+            raise ValueError(f"search space {config.space!r} is searched by core.schedule_warp.search_class"
+                             f"({config.space!r}), not by {type(self).__name__}")
         self.config = config
         self.evaluate = evaluate
         self.joint = bool(config.samplers)
