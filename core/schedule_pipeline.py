@@ -18,7 +18,7 @@ import torch
 from .fitness import DEFAULT_FITNESS, LEGACY_NAMES, Fitness
 from .joint_schedule_search import JointConfig, JointState, SamplerSchedule
 from .schedule_search import EvoConfig, EvoResult, EvoSearch, EvoState
-from .schedule_warp import WarpSearch
+from .schedule_warp import search_class
 
 CACHE_VERSION = 2
 VALIDATED_FINDS = 4  # the search's best finds re-scored on the validation seeds
@@ -165,8 +165,7 @@ class SchedulePipeline:
         self.num_seeds, self.validation, self.validation_seeds = num_seeds, validation, validation_seeds
         self.evaluate = fit.evaluator(fitness)
         evo = config.evo_config() if isinstance(config, JointConfig) else config
-        kind = WarpSearch if evo.space == "warp" else EvoSearch
-        self.search = kind(evo, self.evaluate, seeds=baselines, state=state)
+        self.search = search_class(evo.space)(evo, self.evaluate, seeds=baselines, state=state)
 
     def run(self) -> ScheduleFind:
         fit_calls = self.fit.runner.calls

@@ -94,7 +94,7 @@ def test_warp_space_is_an_appended_input_searched_from_the_builtins_and_keyed_ap
     node = host.mappings["EvoTimestepSchedule"]()
     optional = list(node.INPUT_TYPES()["optional"])
     assert optional[-1] == "search_space" and optional.index("search_space") > optional.index("clip_vision")
-    assert node.INPUT_TYPES()["optional"]["search_space"][0] == ["steps", "warp"]
+    assert node.INPUT_TYPES()["optional"]["search_space"][0] == ["steps", "warp", "warp_linear"]
     latent = {"samples": torch.zeros(1, 4, 4, 4)}
     before = set(library.glob("*.json"))
     node.search(tiny_sd15, *tiny_conds, latent, **AUTO, search_space="warp")
@@ -105,5 +105,25 @@ def test_warp_space_is_an_appended_input_searched_from_the_builtins_and_keyed_ap
     assert record["search"]["evaluated"] > len(record["baselines"])  # the warps were scored beyond the pairs
     steps_records = [json.loads(p.read_text()) for p in before]
     assert all(r["cache_key"] != record["cache_key"] for r in steps_records)
-    with pytest.raises(ValueError, match="search_space 'bezier' is not one of steps, warp"):
+    with pytest.raises(ValueError, match="search_space 'bezier' is not one of steps, warp, warp_linear"):
         node.search(tiny_sd15, *tiny_conds, latent, **AUTO, search_space="bezier")
+
+
+def test_warp_linear_space_runs_in_the_node_with_the_linear_schedules_scored(host, library, tiny_sd15, tiny_conds):
+    """warp_linear reaches the node's pipeline (not the per-σ search): with the same budget it scores every gene's
+    6 linear-in-σ schedules on top of what warp scores, and its record is keyed apart from warp's."""
+    node = host.mappings["EvoTimestepSchedule"]()
+    latent = {"samples": torch.zeros(1, 4, 4, 4)}
+    records = {}
+    for space in ("warp", "warp_linear"):
+        before = set(library.glob("*.json"))
+        node.search(tiny_sd15, *tiny_conds, latent, **dict(AUTO, generations=1), search_space=space)
+        (new,) = sorted(set(library.glob("*.json")) - before)
+        records[space] = json.loads(new.read_text())
+        assert records[space]["search"]["search_space"] == space
+    genes = len(records["warp"]["search"]["evaluated_per_sampler"])
+    # generation 0 only (generations=1): the pairs for warp, the pairs plus 6 linear schedules per gene for
+    # warp_linear (fewer when a linear schedule repairs into one already seen)
+    extra = records["warp_linear"]["search"]["evaluated"] - records["warp"]["search"]["evaluated"]
+    assert 0 < extra <= 6 * genes
+    assert records["warp"]["cache_key"] != records["warp_linear"]["cache_key"]
