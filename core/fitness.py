@@ -23,6 +23,9 @@ class Fitness:
     name = ""
     help = ""   # one sentence for a tooltip
     label = ""  # how a record names the metric, e.g. "latent MSE"
+    # True when `per_seed` gives each seed's error, so a SeedSet with per-seed weights (core/seed_strata.py) can be
+    # scored; a distribution distance (Fréchet) scores the set as a whole and cannot weight its seeds.
+    supports_seed_weights = False
 
     def params(self) -> dict:
         return {}
@@ -41,6 +44,10 @@ class Fitness:
         reference sampler's K samples of the same seeds."""
         raise NotImplementedError
 
+    def per_seed(self, outputs: Sequence[torch.Tensor], reference: torch.Tensor) -> list[torch.Tensor]:
+        """Each candidate's error per seed, (K,) float64 each; only where `supports_seed_weights`."""
+        raise NotImplementedError(f"fitness {self.name} scores the seed set as a whole, not per seed")
+
 
 class LatentMSE(Fitness):
     """Fidelity: mean squared difference to the many-step reference over all seeds and latent elements
@@ -49,9 +56,14 @@ class LatentMSE(Fitness):
     name = "fidelity"
     help = "closeness to the many-step reference: mean squared latent difference over all seeds and elements"
     label = "latent MSE"
+    supports_seed_weights = True
 
     def score(self, outputs: Sequence[torch.Tensor], reference: torch.Tensor) -> list[float]:
         return [float(((o.detach().float() - reference.detach().float()) ** 2).mean()) for o in outputs]
+
+    def per_seed(self, outputs: Sequence[torch.Tensor], reference: torch.Tensor) -> list[torch.Tensor]:
+        ref = reference.detach().float()
+        return [((o.detach().float() - ref) ** 2).flatten(1).mean(1).double() for o in outputs]
 
 
 DEFAULT_FITNESS = LatentMSE.name

@@ -19,6 +19,7 @@ from .fitness import DEFAULT_FITNESS, LEGACY_NAMES, Fitness
 from .joint_schedule_search import JointConfig, JointState, SamplerSchedule
 from .schedule_search import EvoConfig, EvoResult, EvoSearch, EvoState
 from .schedule_warp import search_class
+from .seed_strata import weighted_mean
 
 CACHE_VERSION = 2
 VALIDATED_FINDS = 4  # the search's best finds re-scored on the validation seeds
@@ -84,13 +85,24 @@ class Runner(Protocol):
 
 @dataclass
 class SeedSet:
-    """A runner over fixed seeds and the reference samples for the same seeds."""
+    """A runner over fixed seeds and the reference samples for the same seeds. `weights` (one per seed, summing to
+    1; core/seed_strata.py) makes the fitness a weighted mean over the seeds; None: every seed alike, as before."""
 
     runner: Runner
     reference: torch.Tensor
+    weights: torch.Tensor | None = None
 
     def evaluator(self, fitness: Fitness) -> Callable[[list[list[float]]], list[float]]:
-        return lambda candidates: fitness.score(self.runner.run(candidates), self.reference)
+        if self.weights is None:
+            return lambda candidates: fitness.score(self.runner.run(candidates), self.reference)
+        if not fitness.supports_seed_weights:
+            raise ValueError(f"fitness {fitness.name} scores the seed set as a whole (a distribution distance), so "
+                             "it cannot weight seeds: use fitness fidelity with stratified seeds, or drop the weights")
+        weights = torch.as_tensor(self.weights, dtype=torch.float64).flatten()
+        if weights.numel() != self.reference.shape[0]:
+            raise ValueError(f"SeedSet has {self.reference.shape[0]} reference samples but {weights.numel()} weights")
+        return lambda candidates: [weighted_mean(e, weights)
+                                   for e in fitness.per_seed(self.runner.run(candidates), self.reference)]
 
 
 def builtin_fitness(search: EvoSearch, result: EvoResult, baselines: dict[str, list[float]],

@@ -150,12 +150,14 @@ class _LockStep:
 class CandidateRunner:
     """Samples K seeds of one latent with a fixed model, conditioning, cfg and sampler, for many schedules.
 
-    Seed i's noise is comfy.sample.prepare_noise(latent, seed + i): what KSampler gives for seed + i at batch 1.
+    Seed i's noise is comfy.sample.prepare_noise(latent, seed + i): what KSampler gives for seed + i at batch 1
+    (`seeds`, a list of K seeds, picks any seeds instead, e.g. stratified ones: core/seed_strata.py).
     Counts per-sample model calls in `calls` (an identical call shared by candidates counts once).
     """
 
     def __init__(self, model, positive, negative, cfg: float, sampler_name: str, latent: dict, num_seeds: int,
-                 seed: int, candidates_per_call: int = 8, on_call: Callable[[int], None] | None = None):
+                 seed: int, candidates_per_call: int = 8, on_call: Callable[[int], None] | None = None,
+                 seeds: Sequence[int] | None = None):
         self.model, self.cfg, self.sampler_name, self.seed = model, float(cfg), sampler_name, int(seed)
         self.positive, self.negative = positive, negative
         self.candidates_per_call = max(int(candidates_per_call), 1)
@@ -163,7 +165,11 @@ class CandidateRunner:
         self.calls = 0
         samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])[:1]
         self.latent = samples.repeat(num_seeds, *([1] * (samples.ndim - 1)))
-        self.noise = torch.cat([comfy.sample.prepare_noise(samples, self.seed + i) for i in range(num_seeds)])
+        if seeds is None:
+            seeds = [self.seed + i for i in range(num_seeds)]
+        elif len(seeds) != num_seeds:
+            raise ValueError(f"seeds lists {len(seeds)} seeds but num_seeds is {num_seeds}")
+        self.noise = torch.cat([comfy.sample.prepare_noise(samples, int(s)) for s in seeds])
 
     def _on_call(self, rows: int) -> None:
         comfy.model_management.throw_exception_if_processing_interrupted()

@@ -19,6 +19,14 @@ On the digits UNet and the MNIST flow DiT (scripts/bench/models.py loads them as
    classifier features (digits / MNIST classifiers, nodes/frechet_features.py as the node builds it) to the
    models' held-out real digits; every built-in scheduler, the search and the 200-step reference scored on the same
    held-out seeds against the same real set.
+   Stratified seeds (--screen-seeds S > 0, fidelity only; core/seed_strata.py): a pool of S fitness seeds and one of
+   S validation seeds (other noise) are screened once, the --screen-pairs best pairs on the fitness seeds (one per
+   sampler) sampled on them against the reference; the --hard-seeds seeds with the largest mean screening error are
+   all fitness seeds (--hard-validation-seeds of the validation pool likewise), the rest drawn at random from the
+   other seeds of the pool, weighted so that the fitness is an unbiased estimate of the pool's mean error. Run next
+   to the plain search (same budget, same held-out seeds); its cost column adds the screening calls (the pools'
+   references are printed apart). With more than 32 held-out seeds the figures on their first 32 are printed too
+   (the held-out set of session 4).
 3. Transfer: each model's searched (sampler, schedule) applied to the other model through the log-σ resampling
    LoadTimestepSchedule uses (nodes/schedule.fit_to_model), against that model's own search and best pair.
 Cost is per-sample model calls (a CFG pair counts once, calls shared between candidates once) and wall seconds.
@@ -40,6 +48,8 @@ import comfy_env
 from pack_loader import pack_module
 
 FIT_SEED, VAL_SEED, HELD_SEED = 1000, 2000, 10_000
+POOL_FIT_SEED, POOL_VAL_SEED = 20_000, 30_000  # the screened pools of stratified fitness / validation seeds
+OLD_HELD = 32  # session 4's held-out seeds: the first 32 of ours
 VALIDATED_FINDS = 4  # core.schedule_pipeline.VALIDATED_FINDS
 BENCH_SAMPLERS = ("euler", "dpmpp_2m", "ipndm_v", "deis", "uni_pc")
 
@@ -63,6 +73,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "held-out seeds; the baseline is the best of them there (0: every pair)")
     ap.add_argument("--spaces", nargs="+", default=["steps", "warp"], choices=["steps", "warp"],
                     help="search spaces: every sigma (steps) and/or warps of the built-ins (warp)")
+    ap.add_argument("--screen-seeds", type=int, default=0, help="S: pool size screened for stratified fitness and "
+                    "validation seeds (0: plain seeds only)")
+    ap.add_argument("--hard-seeds", type=int, default=8, help="h: the hard stratum of the fitness seeds")
+    ap.add_argument("--hard-validation-seeds", type=int, default=4, help="the hard stratum of the validation seeds")
+    ap.add_argument("--screen-pairs", type=int, default=4, help="pairs that screen the pools (the best on the plain "
+                    "fitness seeds, one per sampler)")
     ap.add_argument("--extra", type=int, default=24, help="evolution budget beyond the seeded pairs, in candidates")
     ap.add_argument("--population", type=int, default=12)
     ap.add_argument("--generations", type=int, default=8)
@@ -77,6 +93,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.held_seeds, args.extra, args.reference_steps, args.full_steps = 4, 4, 20, 10
         args.fit_seeds, args.validation_seeds, args.held_pairs = 4, 4, 3
         args.frechet_seeds, args.frechet_extra, args.generations = 4, 2, 2
+        if args.screen_seeds:
+            args.screen_seeds, args.hard_seeds, args.hard_validation_seeds, args.screen_pairs = 12, 2, 2, 2
         args.samplers = args.samplers[:3]
     return args
 
@@ -96,14 +114,20 @@ class Bench:
         self.pipeline, self.joint = pack_module("core.schedule_pipeline"), pack_module("core.joint_schedule_search")
         self.evolution, self.builtins = pack_module("core.schedule_search"), pack_module("nodes.builtin_schedules")
         self.runner_mod, self.identity = pack_module("nodes.schedule_runner"), pack_module("nodes.model_identity")
+        self.strata_mod = pack_module("core.seed_strata")
         self._fitnesses = {"fidelity": pack_module("core.fitness").make_fitness("fidelity")}
         if name == "digits":
             self.model, emb, _ = M.load_digits_model("bundled")
-            self.conds = lambda k: M.digits_inputs(emb, k, 32)[:2]
+            demo = pack_module("nodes.demo_model")
+            self.conds = lambda labels: (demo.digits_conditioning(emb, labels),
+                                         demo.digits_conditioning(emb, [demo.NULL_INDEX]))
             self.latent, self.cfg, self.features = {"samples": torch.zeros(1, 4, 4, 4)}, 4.0, "digits_classifier"
         else:
             self.model, tables, _ = M.load_mnist_dit()
-            self.conds = lambda k: M.mnist_dit_inputs(tables, k)[:2]
+            null = torch.tensor([M.NULL_INDEX])
+            self.conds = lambda labels: (
+                [[tables["context"][labels].clone(), {"pooled_output": tables["pooled"][labels].clone()}]],
+                [[tables["context"][null].clone(), {"pooled_output": tables["pooled"][null].clone()}]])
             self.latent, self.cfg = {"samples": torch.zeros(1, 16, 8, 8)}, M.MNIST_DIT_CFG
             self.features = "mnist_classifier"
         self.info = self.identity.model_info(self.model)
@@ -117,14 +141,47 @@ class Bench:
         self.held_ref = self.held.sample(self.ref_sigmas, "dpmpp_2m")
         self.held_full = self.held.sample(self.full_sigmas, "dpmpp_2m")
         self.ref_seconds = time.perf_counter() - t0
+        self.pools = {}
+        if args.screen_seeds:
+            t0 = time.perf_counter()
+            self.pools["fit"] = self.pool(POOL_FIT_SEED)
+            if args.validation_seeds:
+                self.pools["val"] = self.pool(POOL_VAL_SEED)
+            print(f"{name}: screened pools of {args.screen_seeds} seeds ({', '.join(self.pools)}): references "
+                  f"{time.perf_counter() - t0:.0f} s, {len(self.pools) * args.screen_seeds * args.reference_steps} "
+                  "calls", flush=True)
         print(f"{name}: {self.info.model_type}, sigma {self.info.sigma_min:.4g}..{self.info.sigma_max:.4g}, cfg "
               f"{self.cfg}; references ({args.reference_steps}-step and {args.full_steps}-step dpmpp_2m karras) "
               f"{self.ref_seconds:.0f} s", flush=True)
 
-    def runner(self, k: int, seed: int):
-        pos, neg = self.conds(k)  # seed i prompts digit i mod 10
+    def runner(self, k: int, seed: int, indices=None):
+        """k seeds seed + i (i in `indices`, default 0..k-1); seed + i prompts digit i mod 10."""
+        indices = list(range(k)) if indices is None else list(indices)
+        pos, neg = self.conds(torch.tensor(indices) % 10)
         return self.runner_mod.CandidateRunner(self.model, pos, neg, self.cfg, "dpmpp_2m", self.latent, k, seed,
-                                               candidates_per_call=16)
+                                               candidates_per_call=16, seeds=[seed + i for i in indices])
+
+    def pool(self, seed: int) -> dict:
+        r = self.runner(self.args.screen_seeds, seed)
+        return {"seed": seed, "runner": r, "reference": r.sample(self.ref_sigmas, "dpmpp_2m")}
+
+    def stratified(self, which: str, pairs: dict, screen: list, k: int, hard: int, n: int):
+        """A SeedSet of k stratified seeds of pool `which`, screened by the `screen` pairs; (set, strata, calls)."""
+        pool = self.pools[which]
+        r = pool["runner"]
+        before = r.calls
+        outs = r.run([pairs[p] for p in screen])
+        calls = r.calls - before
+        errors = torch.stack([per_seed(o, pool["reference"]) for o in outs]).mean(0)
+        strata = self.strata_mod.stratify(errors, k, hard, seed=n + (0 if which == "fit" else 1000))
+        sub = self.runner(k, pool["seed"], strata.indices)
+        seed_set = self.pipeline.SeedSet(Memo(sub), pool["reference"][strata.indices], strata.weights)
+        share = float(errors[list(strata.hard)].sum() / errors.sum().clamp_min(1e-30))
+        print(f"{self.name} N={n} strata ({which}): {len(strata.hard)} hard of {strata.pool_size} (screening error "
+              f"{float(errors[list(strata.hard)].min()):.3g}..{float(errors.max()):.3g}, pool mean "
+              f"{float(errors.mean()):.3g}, {share:.0%} of the pool's summed error) + {len(strata.easy)} drawn; "
+              f"{calls} screening calls", flush=True)
+        return seed_set, strata, calls
 
     def seed_set(self, k: int, seed: int):
         r = self.runner(k, seed)
@@ -143,9 +200,9 @@ class Bench:
         return self._fitnesses[name]
 
     def search(self, n: int) -> dict:
-        """The node's joint pipeline at N = n model calls, once per search space (--spaces) and fitness
-        (--fitnesses); every pair scored on the fitness seeds first (its samples shared by the searches), the finds
-        and the --held-pairs best pairs on held-out seeds."""
+        """The node's joint pipeline at N = n model calls, once per search space (--spaces), fitness (--fitnesses)
+        and seeding (plain; stratified with --screen-seeds); every pair scored on the fitness seeds first (its
+        samples shared by the searches), the finds and the --held-pairs best pairs on held-out seeds."""
         args, info = self.args, self.info
         genes = self.genes(n)
         pairs = self.builtins.joint_baselines(self.model, genes)
@@ -153,35 +210,58 @@ class Bench:
         gene_calls = {name: calls for name, _, calls in genes}
         seeding = sum(gene_calls[p.sampler] for p in pairs.values())  # per seed: every pair once
         fit, val = Memo(self.fit.runner), Memo(self.val.runner) if self.val else None
-        fit_set = self.pipeline.SeedSet(fit, self.fit.reference)
-        val_set = self.pipeline.SeedSet(val, self.val.reference) if val else None
+        sets = {"plain": (self.pipeline.SeedSet(fit, self.fit.reference),
+                          self.pipeline.SeedSet(val, self.val.reference) if val else None, 0)}
         t0 = time.perf_counter()
         fit.run(list(pairs.values()))
         pair_seconds = time.perf_counter() - t0  # sampling every pair once; each search is charged with it
         row = {"N": n, "pairs": len(pairs), "spaces": {}}
         finds, fit_scores, user_picks = {}, {}, {}
+        fidelity = self.fitness_of("fidelity")
+        if self.pools:
+            t0 = time.perf_counter()
+            plain = dict(zip(pairs, sets["plain"][0].evaluator(fidelity)(list(pairs.values()))))
+            best_per_sampler = {}
+            for p in sorted(pairs, key=lambda p: (plain[p], p)):
+                best_per_sampler.setdefault(pairs[p].sampler, p)
+            screen = list(best_per_sampler.values())[:args.screen_pairs]
+            fit_set, _, fit_calls = self.stratified("fit", pairs, screen, k, args.hard_seeds, n)
+            val_set, val_calls = None, 0
+            if val:
+                val_set, _, val_calls = self.stratified("val", pairs, screen, args.validation_seeds,
+                                                        args.hard_validation_seeds, n)
+            fit_set.runner.run(list(pairs.values()))
+            sets["strata"] = (fit_set, val_set, fit_calls + val_calls, time.perf_counter() - t0)
+            print(f"{self.name} N={n}: screening pairs {', '.join(screen)}", flush=True)
         for fit_name in args.fitnesses:
             fitness = self.fitness_of(fit_name)
-            fit_scores[fit_name] = dict(zip(pairs, fit_set.evaluator(fitness)(list(pairs.values()))))
-            for space in args.spaces:
-                config = self.joint.JointConfig(
-                    calls=n, samplers=genes, sigma_min=info.sigma_min, sigma_max=info.sigma_max, num_seeds=k,
-                    population=args.population, top_k=2 if space == "warp" else 4, generations=args.generations,
-                    budget=(seeding + args.extra * n) * k, seed=n, space=space)
-                t0 = time.perf_counter()
-                find = self.pipeline.SchedulePipeline(config, fitness, pairs, fit_set, k,
-                                                      (lambda: val_set) if val else None, args.validation_seeds,
-                                                      validated_baselines=args.validated_pairs).run()
-                seconds = time.perf_counter() - t0 + pair_seconds
-                # calls as if run alone (the searches share samples): every candidate on the fitness seeds, and
-                # the finds + validated pairs on the validation seeds (at <= n calls each)
-                finds_validated = min(VALIDATED_FINDS, find.result.evaluated - len(pairs))
-                calls = find.result.calls_used + ((finds_validated + args.validated_pairs) * args.validation_seeds
-                                                  * n if val else 0)
-                found = self.joint.SamplerSchedule(find.sampler, tuple(find.sigmas))
-                finds[(space, fit_name)] = (find, found, seconds, calls)
-                # the pair a user would pick: the best over fitness (+ validation) seeds, as the pipeline ranks them
-                user_picks.setdefault(fit_name, min(pairs, key=lambda p: (find.baseline_fitness[p], p)))
+            for seeding_name, (fit_set, val_set, screen_calls, *screen_s) in sets.items():
+                if seeding_name == "strata" and not fitness.supports_seed_weights:
+                    print(f"{self.name} N={n} [{fit_name}]: no stratified run (the fitness cannot weight seeds)")
+                    continue
+                scores = dict(zip(pairs, fit_set.evaluator(fitness)(list(pairs.values()))))
+                fit_scores[(fit_name, seeding_name)] = scores
+                for space in args.spaces:
+                    config = self.joint.JointConfig(
+                        calls=n, samplers=genes, sigma_min=info.sigma_min, sigma_max=info.sigma_max, num_seeds=k,
+                        population=args.population, top_k=2 if space == "warp" else 4, generations=args.generations,
+                        budget=(seeding + args.extra * n) * k, seed=n, space=space)
+                    t0 = time.perf_counter()
+                    find = self.pipeline.SchedulePipeline(config, fitness, pairs, fit_set, k,
+                                                          (lambda v=val_set: v) if val_set else None,
+                                                          args.validation_seeds,
+                                                          validated_baselines=args.validated_pairs).run()
+                    seconds = time.perf_counter() - t0 + pair_seconds + sum(screen_s)
+                    # calls as if run alone (the searches share samples): every candidate on the fitness seeds, and
+                    # the finds + validated pairs on the validation seeds (at <= n calls each), + screening
+                    finds_validated = min(VALIDATED_FINDS, find.result.evaluated - len(pairs))
+                    calls = find.result.calls_used + ((finds_validated + args.validated_pairs)
+                                                      * args.validation_seeds * n if val_set else 0) + screen_calls
+                    found = self.joint.SamplerSchedule(find.sampler, tuple(find.sigmas))
+                    key = (space, fit_name, seeding_name)
+                    finds[key] = (find, found, seconds, calls)
+                    # the pair a user would pick: the best over fitness (+ validation) seeds, as the pipeline ranks
+                    user_picks.setdefault(key[1:], min(pairs, key=lambda p: (find.baseline_fitness[p], p)))
         if args.held_pairs > 0:
             top = []
             for scores in fit_scores.values():
@@ -193,38 +273,49 @@ class Bench:
         outs = dict(zip(top, held.run([pairs[p] for p in top])))
         fd = self.fitness_of("frechet") if frechet_wanted(args) else None
         pair_fd = {p: fd.distance(o) for p, o in outs.items()} if fd else {}
-        for (space, fit_name), (find, found, seconds, calls) in finds.items():
+        refs = [("high", self.held_ref), ("full", self.held_full)]
+        if args.held_seeds > OLD_HELD:
+            refs += [("high32", self.held_ref[:OLD_HELD]), ("full32", self.held_full[:OLD_HELD])]
+        for key, (find, found, seconds, calls) in finds.items():
+            space, fit_name, seeding_name = key
             out = held.run([found])[0]
-            user_pick = user_picks[fit_name]
+            user_pick = user_picks[key[1:]]
             res = {"find": found, "pick": find.pick, "seconds": seconds, "calls": calls, "fitness": fit_name,
-                   "space": space, "evaluated": find.result.evaluated}
-            for ref_name, ref in (("high", self.held_ref), ("full", self.held_full)):
-                errs = {p: mse(o, ref) for p, o in outs.items()}
+                   "space": space, "seeding": seeding_name, "evaluated": find.result.evaluated}
+            for ref_name, ref in refs:
+                rows = ref.shape[0]
+                errs = {p: mse(o[:rows], ref) for p, o in outs.items()}
                 best = min(errs, key=errs.get)
-                err = mse(out, ref)
+                err = mse(out[:rows], ref)
                 res[ref_name] = {"search": err, "best_pair": best, "best": errs[best], "user_pair": user_pick,
                                  "user": errs[user_pick], "gain": errs[best] / err if err > 0 else math.inf,
                                  "user_gain": errs[user_pick] / err if err > 0 else math.inf}
             per_find, per_best = per_seed(out, self.held_ref), per_seed(outs[res["high"]["best_pair"]], self.held_ref)
             res["robust"] = {"median_gain": float(per_best.median() / per_find.median()),
                              "trimmed_gain": trimmed(per_best) / trimmed(per_find),
-                             "top_share_find": top_share(per_find), "top_share_best": top_share(per_best)}
+                             "top_share_find": top_share(per_find), "top_share_best": top_share(per_best),
+                             "median_find": float(per_find.median())}
             if fd:
                 best = min(pair_fd, key=pair_fd.get)
                 res["fd"] = {"search": fd.distance(out), "best_pair": best, "best": pair_fd[best],
                              "user_pair": user_pick, "user": pair_fd[user_pick], "reference": fd.distance(self.held_ref),
                              "full": fd.distance(self.held_full)}
-            row["spaces"][(space, fit_name)] = res
+            row["spaces"][key] = res
             h, f = res["high"], res["full"]
             extra = (f"; held-out FD {res['fd']['search']:.3f} | best pair {res['fd']['best_pair']} "
                      f"{res['fd']['best']:.3f} | user {res['fd']['user']:.3f} | {args.reference_steps}-step "
                      f"{res['fd']['reference']:.3f}") if fd else ""
+            if "high32" in res:
+                h32, f32 = res["high32"], res["full32"]
+                extra += (f"; first {OLD_HELD} held-out seeds: {h32['search']:.4g} | {h32['best_pair']} "
+                          f"{h32['best']:.4g} ({h32['gain']:.2f}x), vs {args.full_steps}-step {f32['search']:.4g} | "
+                          f"{f32['best_pair']} {f32['best']:.4g} ({f32['gain']:.2f}x)")
             rb = res["robust"]
             extra += (f"; per held-out seed vs {args.reference_steps}-step (best pair / searched): median "
                       f"{rb['median_gain']:.2f}x, 10%-trimmed mean {rb['trimmed_gain']:.2f}x; share of the error "
                       f"in the worst 10% of seeds: searched {rb['top_share_find']:.2f}, best pair "
                       f"{rb['top_share_best']:.2f}")
-            print(f"{self.name} N={n} [{space}, {fit_name}]: {found.sampler} {found.steps} steps ({find.pick}); "
+            print(f"{self.name} N={n} [{label(key)}]: {found.sampler} {found.steps} steps ({find.pick}); "
                   f"held-out MSE vs {args.reference_steps}-step {h['search']:.4g} | best pair {h['best_pair']} "
                   f"{h['best']:.4g} ({h['gain']:.2f}x) | user "
                   f"pick {user_pick} {h['user']:.4g} ({h['user_gain']:.2f}x); vs {args.full_steps}-step "
@@ -299,6 +390,12 @@ class Memo:
         return [self.cache[key] for key in keys]
 
 
+def label(key: tuple) -> str:
+    """(space, fitness, seeding) as a table cell; the plain seeding is left out (as the tables before it)."""
+    space, fit_name, seeding = key
+    return f"{space}, {fit_name}" + ("" if seeding == "plain" else f", {seeding}")
+
+
 def mse(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((a.float() - b.float()) ** 2).mean())
 
@@ -345,19 +442,24 @@ def transfer(src: Bench, dst: Bench, src_rows: list[dict], dst_rows: list[dict])
 
 def print_tables(results: dict, transfers: dict, args) -> None:
     print("\n### Sampler + timesteps (held-out MSE; gain = built-in pair / searched)\n")
+    first = args.held_seeds > OLD_HELD
     print(f"| model | N | space, fitness | searched (sampler, steps) | vs {args.reference_steps}-step: searched | best pair on "
           "held-out | gain | "
           "user's pair (fit seeds) | gain | vs " f"{args.full_steps}-step: searched | best pair | gain | user's pair | "
-          "gain | search cost (calls, s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "gain | " + (f"first {OLD_HELD} held-out seeds: gain vs {args.reference_steps}-step, {args.full_steps}-step | "
+                       if first else "") + "per seed: median gain, worst-10% share searched / best pair | "
+          "search cost (calls, s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if first else "") + "---|---|")
     for name, (rows, _) in results.items():
         for r in rows:
-            for (space, fit_name), x in r["spaces"].items():
-                h, f = x["high"], x["full"]
-                print(f"| {name} | {r['N']} | {space}, {fit_name} | {x['find'].sampler}, {x['find'].steps} ({x['pick']}) | "
+            for key, x in r["spaces"].items():
+                h, f, rb = x["high"], x["full"], x["robust"]
+                old = f"{x['high32']['gain']:.2f}x, {x['full32']['gain']:.2f}x | " if first else ""
+                print(f"| {name} | {r['N']} | {label(key)} | {x['find'].sampler}, {x['find'].steps} ({x['pick']}) | "
                       f"{h['search']:.4g} | {h['best_pair']} {h['best']:.4g} | {h['gain']:.2f}x | {h['user_pair']} "
                       f"{h['user']:.4g} | {h['user_gain']:.2f}x | {f['search']:.4g} | {f['best_pair']} "
-                      f"{f['best']:.4g} | {f['gain']:.2f}x | {f['user']:.4g} | {f['user_gain']:.2f}x | "
+                      f"{f['best']:.4g} | {f['gain']:.2f}x | {f['user']:.4g} | {f['user_gain']:.2f}x | {old}"
+                      f"{rb['median_gain']:.2f}x, {rb['top_share_find']:.2f} / {rb['top_share_best']:.2f} | "
                       f"{x['calls']}, {x['seconds']:.0f} |")
     if frechet_wanted(args):
         print("\n### Held-out Fréchet distance of each search (classifier features vs held-out real digits)\n")
@@ -366,9 +468,9 @@ def print_tables(results: dict, transfers: dict, args) -> None:
         print("|---|---|---|---|---|---|---|---|---|")
         for name, (rows, _) in results.items():
             for r in rows:
-                for (space, fit_name), x in r["spaces"].items():
+                for key, x in r["spaces"].items():
                     d = x["fd"]
-                    print(f"| {name} | {r['N']} | {space}, {fit_name} | {x['find'].sampler} ({x['pick']}) | "
+                    print(f"| {name} | {r['N']} | {label(key)} | {x['find'].sampler} ({x['pick']}) | "
                           f"{d['search']:.2f} | {d['best_pair']} {d['best']:.2f} | {d['user_pair']} {d['user']:.2f} | "
                           f"{d['reference']:.2f} | {d['full']:.2f} |")
     print("\n### Fréchet fitness (dpmpp_2m; Fréchet distance to held-out real digits on the held-out seeds)\n")

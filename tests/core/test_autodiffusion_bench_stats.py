@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from bench.autodiffusion_schedule import frechet_wanted, parse_args, per_seed, top_share, trimmed
+from bench.autodiffusion_schedule import frechet_wanted, label, parse_args, per_seed, top_share, trimmed
 
 
 def test_per_seed_is_the_mean_squared_error_of_each_sample():
@@ -35,3 +35,11 @@ def test_arguments_every_sampler_every_pair_and_the_frechet_report():
     assert not frechet_wanted(parse_args([]))
     with pytest.raises(SystemExit):
         parse_args(["--fitnesses", "latent"])
+
+
+def test_stratified_seed_arguments_and_their_table_label():
+    args = parse_args(["--screen-seeds", "256", "--hard-seeds", "10", "--hard-validation-seeds", "3"])
+    assert (args.screen_seeds, args.hard_seeds, args.hard_validation_seeds, args.screen_pairs) == (256, 10, 3, 4)
+    assert parse_args([]).screen_seeds == 0, "off unless asked: the plain search alone, as before"
+    assert label(("warp", "fidelity", "plain")) == "warp, fidelity"
+    assert label(("warp", "fidelity", "strata")) == "warp, fidelity, strata"

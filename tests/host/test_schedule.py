@@ -106,6 +106,18 @@ def test_candidate_runner_equals_separate_sampler_runs(host, tiny_sd15, tiny_con
     assert calls["euler"] == (sum(len(s) - 1 for s in schedules) - 1) * 2, "the shared first call is made once"
 
 
+def test_candidate_runner_takes_any_seeds(host, tiny_sd15, tiny_conds):
+    """`seeds` (stratified fitness seeds) gives each listed seed the noise it has in the seed..seed+K-1 runner."""
+    runner_mod = pack_module(host, "nodes.schedule_runner")
+    latent = {"samples": torch.zeros(1, 4, 4, 4)}
+    block = runner_mod.CandidateRunner(tiny_sd15, *tiny_conds, 3.0, "euler", latent, num_seeds=6, seed=40)
+    picked = runner_mod.CandidateRunner(tiny_sd15, *tiny_conds, 3.0, "euler", latent, num_seeds=2, seed=40,
+                                        seeds=[45, 42])
+    assert torch.equal(picked.noise, block.noise[[5, 2]])
+    with pytest.raises(ValueError, match="seeds lists 1 seeds but num_seeds is 2"):
+        runner_mod.CandidateRunner(tiny_sd15, *tiny_conds, 3.0, "euler", latent, num_seeds=2, seed=40, seeds=[1])
+
+
 def test_searched_sigmas_are_valid_and_no_worse_than_any_builtin(host, searched, digits):
     sched = pack_module(host, "nodes.schedule")
     library_mod = pack_module(host, "core.schedule_library")
