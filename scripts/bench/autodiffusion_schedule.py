@@ -71,8 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--held-seeds", type=int, default=32)
     ap.add_argument("--held-pairs", type=int, default=12, help="pairs (best on the fitness seeds) scored on the "
                     "held-out seeds; the baseline is the best of them there (0: every pair)")
-    ap.add_argument("--spaces", nargs="+", default=["steps", "warp"], choices=["steps", "warp"],
-                    help="search spaces: every sigma (steps) and/or warps of the built-ins (warp)")
+    ap.add_argument("--spaces", nargs="+", default=["steps", "warp"], choices=["steps", "warp", "warp_linear"],
+                    help="search spaces (core.schedule_search.SPACES): every sigma (steps), warps of the built-ins "
+                         "(warp), warps with every sampler's linear-in-sigma schedules added (warp_linear)")
     ap.add_argument("--screen-seeds", type=int, default=0, help="S: pool size screened for stratified fitness and "
                     "validation seeds (0: plain seeds only)")
     ap.add_argument("--hard-seeds", type=int, default=8, help="h: the hard stratum of the fitness seeds")
@@ -244,7 +245,7 @@ class Bench:
                 for space in args.spaces:
                     config = self.joint.JointConfig(
                         calls=n, samplers=genes, sigma_min=info.sigma_min, sigma_max=info.sigma_max, num_seeds=k,
-                        population=args.population, top_k=2 if space == "warp" else 4, generations=args.generations,
+                        population=args.population, top_k=4 if space == "steps" else 2, generations=args.generations,
                         budget=(seeding + args.extra * n) * k, seed=n, space=space)
                     t0 = time.perf_counter()
                     find = self.pipeline.SchedulePipeline(config, fitness, pairs, fit_set, k,

@@ -43,3 +43,10 @@ def test_stratified_seed_arguments_and_their_table_label():
     assert parse_args([]).screen_seeds == 0, "off unless asked: the plain search alone, as before"
     assert label(("warp", "fidelity", "plain")) == "warp, fidelity"
     assert label(("warp", "fidelity", "strata")) == "warp, fidelity, strata"
+
+
+def test_every_search_space_of_the_core_is_a_benchmark_choice():
+    from adaptive_skip_core.schedule_search import SPACES
+    assert parse_args(["--spaces", *SPACES]).spaces == list(SPACES)
+    with pytest.raises(SystemExit):
+        parse_args(["--spaces", "bezier"])
