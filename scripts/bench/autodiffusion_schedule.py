@@ -110,27 +110,13 @@ class Bench:
     def __init__(self, name: str, args: argparse.Namespace):
         import comfy.samplers
 
-        from bench import models as M
         self.name, self.args = name, args
         self.pipeline, self.joint = pack_module("core.schedule_pipeline"), pack_module("core.joint_schedule_search")
         self.evolution, self.builtins = pack_module("core.schedule_search"), pack_module("nodes.builtin_schedules")
         self.runner_mod, self.identity = pack_module("nodes.schedule_runner"), pack_module("nodes.model_identity")
         self.strata_mod = pack_module("core.seed_strata")
         self._fitnesses = {"fidelity": pack_module("core.fitness").make_fitness("fidelity")}
-        if name == "digits":
-            self.model, emb, _ = M.load_digits_model("bundled")
-            demo = pack_module("nodes.demo_model")
-            self.conds = lambda labels: (demo.digits_conditioning(emb, labels),
-                                         demo.digits_conditioning(emb, [demo.NULL_INDEX]))
-            self.latent, self.cfg, self.features = {"samples": torch.zeros(1, 4, 4, 4)}, 4.0, "digits_classifier"
-        else:
-            self.model, tables, _ = M.load_mnist_dit()
-            null = torch.tensor([M.NULL_INDEX])
-            self.conds = lambda labels: (
-                [[tables["context"][labels].clone(), {"pooled_output": tables["pooled"][labels].clone()}]],
-                [[tables["context"][null].clone(), {"pooled_output": tables["pooled"][null].clone()}]])
-            self.latent, self.cfg = {"samples": torch.zeros(1, 16, 8, 8)}, M.MNIST_DIT_CFG
-            self.features = "mnist_classifier"
+        self.load_model(name)
         self.info = self.identity.model_info(self.model)
         ms = self.model.get_model_object("model_sampling")
         self.ref_sigmas = comfy.samplers.calculate_sigmas(ms, "karras", args.reference_steps)
@@ -154,6 +140,25 @@ class Bench:
         print(f"{name}: {self.info.model_type}, sigma {self.info.sigma_min:.4g}..{self.info.sigma_max:.4g}, cfg "
               f"{self.cfg}; references ({args.reference_steps}-step and {args.full_steps}-step dpmpp_2m karras) "
               f"{self.ref_seconds:.0f} s", flush=True)
+
+    def load_model(self, name: str) -> None:
+        """The bundled model `name` with its conditioning by labels (seed i: digit i mod 10), latent, cfg and the
+        classifier that gives its Fréchet features."""
+        from bench import models as M
+        if name == "digits":
+            self.model, emb, _ = M.load_digits_model("bundled")
+            demo = pack_module("nodes.demo_model")
+            self.conds = lambda labels: (demo.digits_conditioning(emb, labels),
+                                         demo.digits_conditioning(emb, [demo.NULL_INDEX]))
+            self.latent, self.cfg, self.features = {"samples": torch.zeros(1, 4, 4, 4)}, 4.0, "digits_classifier"
+        else:
+            self.model, tables, _ = M.load_mnist_dit()
+            null = torch.tensor([M.NULL_INDEX])
+            self.conds = lambda labels: (
+                [[tables["context"][labels].clone(), {"pooled_output": tables["pooled"][labels].clone()}]],
+                [[tables["context"][null].clone(), {"pooled_output": tables["pooled"][null].clone()}]])
+            self.latent, self.cfg = {"samples": torch.zeros(1, 16, 8, 8)}, M.MNIST_DIT_CFG
+            self.features = "mnist_classifier"
 
     def runner(self, k: int, seed: int, indices=None):
         """k seeds seed + i (i in `indices`, default 0..k-1); seed + i prompts digit i mod 10."""

@@ -113,21 +113,13 @@ class StudyBench(AS.Bench):
     def __init__(self, name: str, args, cache: Path):
         import comfy.samplers
 
-        from bench import models as M
         self.name, self.args = name, args
         self.pipeline, self.joint = pack_module("core.schedule_pipeline"), pack_module("core.joint_schedule_search")
         self.builtins = pack_module("nodes.builtin_schedules")
         self.runner_mod, self.identity = pack_module("nodes.schedule_runner"), pack_module("nodes.model_identity")
         self.searches = study_searches(pack_module("core.schedule_warp"))
         self.fitness = pack_module("core.fitness").make_fitness("fidelity")
-        if name == "digits":
-            self.model, emb, _ = M.load_digits_model("bundled")
-            self.conds = lambda k: M.digits_inputs(emb, k, 32)[:2]
-            self.latent, self.cfg = {"samples": torch.zeros(1, 4, 4, 4)}, 4.0
-        else:
-            self.model, tables, _ = M.load_mnist_dit()
-            self.conds = lambda k: M.mnist_dit_inputs(tables, k)[:2]
-            self.latent, self.cfg = {"samples": torch.zeros(1, 16, 8, 8)}, M.MNIST_DIT_CFG
+        self.load_model(name)
         self.info = self.identity.model_info(self.model)
         ms = self.model.get_model_object("model_sampling")
         self.ref_sigmas = comfy.samplers.calculate_sigmas(ms, "karras", args.reference_steps)
