@@ -28,7 +28,7 @@ import comfy.model_patcher
 import comfy.patcher_extension
 
 from ..core.block_plan import PASS_THROUGH, REUSE, BlockId, BlockPlan, BlockPlanError
-from ..core.block_plan_reuse import ResidualCache, reuse_call
+from ..core.block_plan_reuse import ResidualCache, mix, reuse_call
 
 logger = logging.getLogger(__name__)
 
@@ -221,11 +221,6 @@ class BlockRun:
         return out
 
 
-def _mix(on: list[bool], computed: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-    pick = torch.tensor(on, device=computed.device).reshape(-1, *([1] * (computed.ndim - 1)))
-    return torch.where(pick, computed, kept)
-
-
 def _run_of(options: dict) -> BlockRun | None:
     return options.get(RUN_KEY) if isinstance(options, dict) else None
 
@@ -245,7 +240,7 @@ def dit_replacement(block: BlockId):
         if not any(on):
             return args
         out = extra["original_block"](args)
-        return {k: (_mix(on, v, args[k]) if isinstance(v, torch.Tensor) and k in args else v) for k, v in out.items()}
+        return {k: (mix(on, v, args[k]) if isinstance(v, torch.Tensor) and k in args else v) for k, v in out.items()}
     return replace
 
 
@@ -263,7 +258,7 @@ def unet_attention_replacement(unit: BlockId):
         out = attention.optimized_attention(q, k, v, extra_options["n_heads"],
                                             attn_precision=extra_options.get("attn_precision"),
                                             transformer_options=extra_options)
-        return out if all(on) else _mix(on, out, torch.zeros_like(out))
+        return out if all(on) else mix(on, out, torch.zeros_like(out))
     return replace
 
 
@@ -280,7 +275,7 @@ def unet_output_patch(kind: str):
         on = run.rows_on(unit, extra_options, n.shape[0], tally=False)  # the replacement counted this call
         if all(on):
             return n
-        return _mix(on, n, torch.zeros_like(n))
+        return mix(on, n, torch.zeros_like(n))
     return patch
 
 

@@ -107,6 +107,13 @@ def load_study(root: Path, sampler_name: str, cfg: float) -> Study:
                  model_sampling=model.get_model_object("model_sampling"), info=bp.model_blocks(model), cfg=cfg)
 
 
+def add_skipped_argument(parser: argparse.ArgumentParser) -> None:
+    """--skipped, as this study and scripts/architecture_wall_time.py take it (core.block_plan.SKIPPED_CHOICES)."""
+    parser.add_argument("--skipped", choices=("pass_through", "reuse"), default="pass_through",
+                        help="what a skipped block does: pass its input on, or add its residual from the last "
+                             "step it ran (the plan then runs every block at its first step)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=str(PACK), help="tree holding models/, core/mnist_features.py and "
@@ -123,9 +130,7 @@ def main(argv=None) -> int:
     parser.add_argument("--random-plans", type=int, default=3)
     parser.add_argument("--reference-steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2, help="wall time: best of this many runs")
-    parser.add_argument("--skipped", choices=("pass_through", "reuse"), default="pass_through",
-                        help="what a skipped block does: pass its input on, or add its residual from the last "
-                             "step it ran (the plan then runs every block at its first step)")
+    add_skipped_argument(parser)
     parser.add_argument("--schedule", default="", help="a saved EvoTimestepSchedule record (stage 1) at --steps")
     parser.add_argument("--stage1", action="store_true",
                         help="run EvoTimestepSchedule (stage 1) at --steps and at each timesteps-only step count "

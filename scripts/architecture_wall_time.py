@@ -64,9 +64,7 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", nargs="+", type=float, default=None,
                         help="relative compute per block for a weighted plan search at the matched cost (e.g. "
                              "1 1 1 0.905: the MNIST DiT's last joint block, pre_only context stream, by MACs)")
-    parser.add_argument("--skipped", choices=("pass_through", "reuse"), default="pass_through",
-                        help="what a skipped block does: pass its input on, or add its residual from the last "
-                             "step it ran (the plan then runs every block at its first step)")
+    report.add_skipped_argument(parser)
     parser.add_argument("--outside-share", type=float, default=None,
                         help="match the budget by the cost model with this fixed share of a full step's time spent "
                              "outside the blocks (e.g. 0.05) instead of the timing calibration, whose CPU times "

@@ -108,19 +108,7 @@ class Bench:
     """One bundled model: its inputs, seed sets, references and the pack's pipeline pieces."""
 
     def __init__(self, name: str, args: argparse.Namespace):
-        import comfy.samplers
-
-        self.name, self.args = name, args
-        self.pipeline, self.joint = pack_module("core.schedule_pipeline"), pack_module("core.joint_schedule_search")
-        self.evolution, self.builtins = pack_module("core.schedule_search"), pack_module("nodes.builtin_schedules")
-        self.runner_mod, self.identity = pack_module("nodes.schedule_runner"), pack_module("nodes.model_identity")
-        self.strata_mod = pack_module("core.seed_strata")
-        self._fitnesses = {"fidelity": pack_module("core.fitness").make_fitness("fidelity")}
-        self.load_model(name)
-        self.info = self.identity.model_info(self.model)
-        ms = self.model.get_model_object("model_sampling")
-        self.ref_sigmas = comfy.samplers.calculate_sigmas(ms, "karras", args.reference_steps)
-        self.full_sigmas = comfy.samplers.calculate_sigmas(ms, "karras", args.full_steps)
+        self.load(name, args)
         t0 = time.perf_counter()
         self.fit = self.seed_set(args.fit_seeds, FIT_SEED)
         self.val = self.seed_set(args.validation_seeds, VAL_SEED) if args.validation_seeds else None
@@ -140,6 +128,23 @@ class Bench:
         print(f"{name}: {self.info.model_type}, sigma {self.info.sigma_min:.4g}..{self.info.sigma_max:.4g}, cfg "
               f"{self.cfg}; references ({args.reference_steps}-step and {args.full_steps}-step dpmpp_2m karras) "
               f"{self.ref_seconds:.0f} s", flush=True)
+
+    def load(self, name: str, args: argparse.Namespace) -> None:
+        """The pack's pipeline pieces, the model `name` and its reference schedules: everything but the seed sets
+        (scripts/bench/schedule_space_study.py builds its own, cached on disk)."""
+        import comfy.samplers
+
+        self.name, self.args = name, args
+        self.pipeline, self.joint = pack_module("core.schedule_pipeline"), pack_module("core.joint_schedule_search")
+        self.evolution, self.builtins = pack_module("core.schedule_search"), pack_module("nodes.builtin_schedules")
+        self.runner_mod, self.identity = pack_module("nodes.schedule_runner"), pack_module("nodes.model_identity")
+        self.strata_mod = pack_module("core.seed_strata")
+        self._fitnesses = {"fidelity": pack_module("core.fitness").make_fitness("fidelity")}
+        self.load_model(name)
+        self.info = self.identity.model_info(self.model)
+        ms = self.model.get_model_object("model_sampling")
+        self.ref_sigmas = comfy.samplers.calculate_sigmas(ms, "karras", args.reference_steps)
+        self.full_sigmas = comfy.samplers.calculate_sigmas(ms, "karras", args.full_steps)
 
     def load_model(self, name: str) -> None:
         """The bundled model `name` with its conditioning by labels (seed i: digit i mod 10), latent, cfg and the

@@ -111,19 +111,9 @@ class StudyBench(AS.Bench):
     """AS.Bench with its references cached on disk."""
 
     def __init__(self, name: str, args, cache: Path):
-        import comfy.samplers
-
-        self.name, self.args = name, args
-        self.pipeline, self.joint = pack_module("core.schedule_pipeline"), pack_module("core.joint_schedule_search")
-        self.builtins = pack_module("nodes.builtin_schedules")
-        self.runner_mod, self.identity = pack_module("nodes.schedule_runner"), pack_module("nodes.model_identity")
+        self.load(name, args)
         self.searches = study_searches(pack_module("core.schedule_warp"))
-        self.fitness = pack_module("core.fitness").make_fitness("fidelity")
-        self.load_model(name)
-        self.info = self.identity.model_info(self.model)
-        ms = self.model.get_model_object("model_sampling")
-        self.ref_sigmas = comfy.samplers.calculate_sigmas(ms, "karras", args.reference_steps)
-        self.full_sigmas = comfy.samplers.calculate_sigmas(ms, "karras", args.full_steps)
+        self.fitness = self._fitnesses["fidelity"]
         self.cache = cache
         sets = {"fit": (args.fit_seeds, AS.FIT_SEED), "val": (args.validation_seeds, AS.VAL_SEED),
                 "held": (args.held_seeds, args.held_seed)}
