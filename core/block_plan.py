@@ -220,9 +220,14 @@ def random_plan(steps: int, blocks: Sequence[BlockId], model: str, cost: float, 
     return BlockPlan(tuple(tuple(r) for r in mask), tuple(blocks), model, **kw)
 
 
+def min_block_calls(steps: int, blocks: int, skipped: str) -> int:
+    """The fewest block calls a plan can hold: one per step, and for a reuse plan every block at step 0."""
+    return blocks + steps - 1 if skipped == REUSE else steps
+
+
 def check_reuse_budget(keep: int, steps: int, blocks: int) -> None:
     """A reuse plan runs every block at step 0 and at least one at every later step: refuse a budget below that."""
-    if keep < blocks + steps - 1:
+    if keep < min_block_calls(steps, blocks, REUSE):
         raise BlockPlanError(f"a reuse plan of {steps} steps x {blocks} blocks runs every block at its first step "
                              f"and one block at each later step ({blocks + steps - 1} block calls) but the cost "
                              f"target keeps {keep}; raise cost_target to at least "

@@ -61,7 +61,7 @@ class SaveSkipPath:
             raise ValueError("skip_path must be the SKIP_PATH of a finished run")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", name or ""):
             raise ValueError(f"name must be 1-80 letters, digits, '-' or '_'; got {name!r}")
-        folder = os.path.join(folder_paths.models_dir, FOLDER)
+        folder = folder_paths.get_folder_paths(FOLDER)[0]  # the user's folder, first in the registered list
         os.makedirs(folder, exist_ok=True)
         target = os.path.join(folder, name + ".json")
         with open(target, "w", encoding="utf-8") as handle:

@@ -194,7 +194,7 @@ def main(argv=None) -> int:
             print(f"N={n} M={m}: t(N)={t['n']:.3f}s t(M,full)={t['m_full']:.3f}s t(M,1/step)={t['m_min']:.3f}s "
                   f"-> c*={c_star:.3f}, K={keep} of {m * nblocks}; outside-block share "
                   f"{overhead / t['m_full']:.2f}", flush=True)
-            least = m if args.skipped == "pass_through" else m + nblocks - 1  # reuse: every block at step 0
+            least = core_plan.min_block_calls(m, nblocks, args.skipped)
             if keep < least:
                 print(f"  N={n}, k={k}: no {args.skipped} plan ({least} block calls at least) fits the wall time "
                       f"(K={keep}); skipped", flush=True)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from adaptive_skip_core.block_plan import (BlockPlan, BlockPlanError, evenly_dropped, full_plan, kept_calls,
-                                           random_plan, uniform_plan)
+                                           min_block_calls, random_plan, uniform_plan)
 from adaptive_skip_core.block_plan_reuse import ResidualCache, chunk_labels
 from adaptive_skip_core.block_plan_search import (BlockSearchConfig, crossover, mutate, repair, search_block_plan,
                                                   uniform_seeds)
@@ -182,6 +182,9 @@ def test_reuse_plans_run_every_block_at_the_first_step():
     assert all(uniform.mask[0]) and all(r == uniform.mask[1] for r in uniform.mask[1:]) and uniform.mask[1][1] is False
     with pytest.raises(BlockPlanError, match="raise cost_target to at least 0.306"):
         random_plan(6, BLOCKS, MODEL, 0.2, random.Random(0), skipped="reuse")  # needs 6 + 5 of 36 calls
+    assert (min_block_calls(6, 6, "reuse"), min_block_calls(6, 6, "pass_through")) == (11, 6)
+    least = random_plan(6, BLOCKS, MODEL, 11 / 36, random.Random(0), skipped="reuse")  # the minimum itself fits
+    assert least.block_calls == 11 and all(least.mask[0]) and all(sum(r) == 1 for r in least.mask[1:])
 
 
 def test_reuse_search_keeps_the_first_step_whole_and_the_budget_exact():

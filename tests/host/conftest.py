@@ -40,6 +40,28 @@ def host():
     return SimpleNamespace(root=root, nodes=nodes, pack=pack, mappings=pack.NODE_CLASS_MAPPINGS)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_libraries(host, tmp_path_factory):
+    """The pack's user libraries (block plans, skip paths, schedules) point at temporary folders for the whole run,
+    so no test writes into, or reads from, the host's models/ folder; the shipped schedules/ folder stays behind
+    the temporary one. Tests that need a folder of their own still set one."""
+    import folder_paths
+    import pack_loader
+    plans = pack_loader.pack_module("nodes.block_plan_files")
+    paths = pack_loader.pack_module("nodes.skip_library")
+    sched = pack_loader.pack_module("nodes.schedule_files")
+    plans.register_plan_folder()
+    paths.register_path_folder()
+    sched.register_schedule_folder()
+    private = {plans.FOLDER: [], paths.FOLDER: [], sched.FOLDER: [sched.SHIPPED_DIR]}
+    saved = {name: folder_paths.folder_names_and_paths[name] for name in private}
+    for name, behind in private.items():
+        folder = str(tmp_path_factory.mktemp(name))
+        folder_paths.folder_names_and_paths[name] = ([folder, *behind], saved[name][1])
+    yield
+    folder_paths.folder_names_and_paths.update(saved)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(host):
     """The ``tiny_models`` module (random-weight ComfyUI models for plumbing), imported once ComfyUI is booted."""
