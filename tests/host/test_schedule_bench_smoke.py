@@ -33,3 +33,13 @@ def test_schedule_space_study_runs_its_variants(tmp_path):
                "--cache", str(tmp_path))
     variants = [line.split()[0] for line in out.splitlines() if line.startswith("  warp")]
     assert variants == ["warp/2/4", "warp_linear/2/4"], out[-3000:]
+
+
+def test_schedule_space_study_scores_several_held_out_sets_and_their_pool(tmp_path):
+    out = _run("schedule_space_study.py", "--model", "digits", "--steps", "3", "--samplers", "euler", "dpmpp_2m",
+               "--fit-seeds", "2", "--validation-seeds", "2", "--held-sets", "10000:2", "20000:3", "--reference-gap",
+               "--reference-steps", "10", "--full-steps", "5", "--held-pairs", "2", "--variants", "warp/2/4",
+               "--cache", str(tmp_path))
+    cells = [line.split(" (")[0].strip() for line in out.splitlines() if " seeds): vs 10-step " in line]
+    assert cells == ["digits-held-2-10000", "digits-held-3-20000", "pooled"], out[-3000:]
+    assert "pooled (5 seeds)" in out and "pooled 5-step run: vs 10-step" in out, out[-3000:]
