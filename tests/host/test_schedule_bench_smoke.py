@@ -43,3 +43,20 @@ def test_schedule_space_study_scores_several_held_out_sets_and_their_pool(tmp_pa
     cells = [line.split(" (")[0].strip() for line in out.splitlines() if " seeds): vs 10-step " in line]
     assert cells == ["digits-held-2-10000", "digits-held-3-20000", "pooled"], out[-3000:]
     assert "pooled (5 seeds)" in out and "pooled 5-step run: vs 10-step" in out, out[-3000:]
+
+
+def test_schedule_rescore_scores_a_find_and_the_pairs_on_other_seeds(tmp_path):
+    study = ["--model", "digits", "--steps", "3", "--samplers", "euler", "dpmpp_2m", "--fit-seeds", "2",
+             "--validation-seeds", "2", "--held-seeds", "3", "--reference-steps", "10", "--full-steps", "5",
+             "--held-pairs", "2", "--variants", "warp/2/2", "--fitness-sets", "held", "--cache", str(tmp_path)]
+    out = _run("schedule_space_study.py", *study)
+    find = next(line for line in out.splitlines() if line.startswith("  warp/2/2"))
+    sampler = find.split("] ")[1].split()[0]
+    sigmas = find.split("sigmas [")[1].rstrip("]").replace(" ", "")
+    out = _run("schedule_rescore.py", "--model", "digits", "--steps", "3", "--samplers", "euler", "dpmpp_2m",
+               "--pairs", "0", "--test-seeds", "2",
+               "--reference-steps", "10", "--full-steps", "5", "--cache", str(tmp_path),
+               "--find", f"oracle={sampler}:{sigmas}")
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    assert len(rows) >= 3 and rows[-1] == "oracle", out[-3000:]  # every pair, then the find
+    assert all(" flips " in line for line in out.splitlines() if line.startswith("  ")), out[-3000:]
