@@ -227,8 +227,8 @@ def min_block_calls(steps: int, blocks: int, skipped: str) -> int:
 
 def check_reuse_budget(keep: int, steps: int, blocks: int) -> None:
     """A reuse plan runs every block at step 0 and at least one at every later step: refuse a budget below that."""
-    if keep < min_block_calls(steps, blocks, REUSE):
+    least = min_block_calls(steps, blocks, REUSE)
+    if keep < least:
         raise BlockPlanError(f"a reuse plan of {steps} steps x {blocks} blocks runs every block at its first step "
-                             f"and one block at each later step ({blocks + steps - 1} block calls) but the cost "
-                             f"target keeps {keep}; raise cost_target to at least "
-                             f"{(blocks + steps - 1) / (steps * blocks):.3f}")
+                             f"and one block at each later step ({least} block calls) but the cost "
+                             f"target keeps {keep}; raise cost_target to at least {least / (steps * blocks):.3f}")

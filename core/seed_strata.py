@@ -1,7 +1,8 @@
 """Stratified fitness seeds: an unbiased, low-variance estimate of a heavy-tailed mean error from few seeds.
 
-A schedule's mean error over many seeds is carried by the rare seeds whose sample turns into another class (on the
-digits UNet the worst 3 of 32 held-out seeds hold 51-82% of a find's summed error). A random fitness set of 16 seeds
+A schedule's mean error over many seeds is carried by a few seeds with very large errors (on the digits UNet the
+worst 3 of 32 held-out seeds hold 51-82% of a find's summed error; at N = 8 they are large differences within the
+same digit, not class flips: BENCHMARKS.md, session 6). A random fitness set of 16 seeds
 holds about as few of those as it holds by chance, so the search cannot see them. Instead: screen a large pool of S
 seeds once (e.g. a built-in schedule's error per seed against the reference), take the h seeds with the largest
 screening error as a hard stratum enumerated completely, and draw the other K - h fitness seeds at random from the
@@ -18,7 +19,7 @@ import torch
 
 @dataclass(frozen=True)
 class SeedStrata:
-    """K fitness seeds of a pool of `pool_size`: `hard` (every flip-prone seed) then `easy` (a random draw), as pool
+    """K fitness seeds of a pool of `pool_size`: `hard` (the seeds with the largest screening error) then `easy` (a random draw), as pool
     indices, and the weight of each (same order as `indices`; they sum to 1)."""
 
     hard: tuple[int, ...]
