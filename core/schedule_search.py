@@ -20,190 +20,23 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
+
+from .schedule_config import SPACES, EvoConfig, SamplerSchedule
+from .schedule_state import (JOINT_STATE_FORMAT, JOINT_STATE_VERSION, STATE_FORMAT, STATE_VERSION, Entry, EvoResult,
+                             EvoState, JointState)
 
 Evaluate = Callable[[list], Sequence[float]]
-STATE_FORMAT = "adaptive_skip.evo_state"
-JOINT_STATE_FORMAT = "adaptive_skip.joint_state"
-STATE_VERSION = 1
-JOINT_STATE_VERSION = 2  # 2: the joint state holds the EvoConfig with samplers (1 held a JointConfig)
 # The first generation's grid: log σ_i = log σ_max + (log σ_last - log σ_max) (i / (N - 1))^p, with σ_last this far
 # up the log range from σ_min. p < 1 takes a big first step, p > 1 small early steps.
 GRID_POWERS = (0.5, 0.75, 1.0, 1.5)
 GRID_LAST = (0.0, 0.2, 0.4)
 # Settings that may change when a saved search is resumed (they extend or shorten it, not change its course).
 RESUMABLE_CHANGES = ("generations", "budget")
-# What the search varies: every σ (steps), a 2-parameter monotone warp of the seeds (warp), or warps of the seeds and
-# of every sampler's linear-in-σ schedules (warp_linear); core/schedule_warp.search_class gives each its class.
-SPACES = ("steps", "warp", "warp_linear")
-
-
-@dataclass(frozen=True)
-class SamplerSchedule:
-    """One candidate of a search with a sampler gene: a sampler and its σ schedule (steps + 1 values ending in 0)."""
-
-    sampler: str
-    sigmas: tuple[float, ...]
-
-    @property
-    def steps(self) -> int:
-        return len(self.sigmas) - 1
-
-
-@dataclass(frozen=True)
-class EvoConfig:
-    """Search settings. `budget` and `calls_per_candidate` are in model calls (the caller decides the unit,
-    e.g. per-sample calls: N steps x calls per step x seeds). A mutation moves each free step with probability
-    `mutation_prob` (at least one); a moved step is redrawn anywhere in range with probability `reset_prob`
-    (AutoDiffusion's mutation), otherwise nudged by a Gaussian of `mutation_scale` in log σ that shrinks 10% a
-    generation. `crossover_fraction` of the children mix two parents step by step. `grid` adds a coarse grid of
-    smooth schedules (GRID_POWERS x GRID_LAST) to the first generation, next to the seeds, so the search starts from
-    big and small first steps and from several last σ, not only from the built-ins' shapes.
-
-    `space` "warp" searches warps of the seeds instead of every σ (core/schedule_warp.py, WarpSearch).
-    `samplers`, when given, is the sampler gene: (name, steps, cost of one candidate in budget units) per sampler,
-    `steps` the most of them (calls_per_candidate is then unused); `sampler_mutation_prob` is the chance that a
-    mutated child switches sampler."""
-
-    steps: int
-    sigma_min: float
-    sigma_max: float
-    population: int = 16
-    top_k: int = 4
-    mutation_prob: float = 0.3
-    mutation_scale: float = 0.3
-    reset_prob: float = 0.2
-    crossover_fraction: float = 0.5
-    generations: int = 12
-    min_log_gap: float = 0.02
-    budget: int | None = None
-    calls_per_candidate: int = 1
-    fix_first: bool = True
-    grid: bool = True
-    seed: int = 0
-    samplers: tuple[tuple[str, int, int], ...] = ()
-    sampler_mutation_prob: float = 0.25
-    space: str = "steps"
-
-    def __post_init__(self):
-        def need(ok: bool, message: str):
-            if not ok:
-                raise ValueError(message)
-
-        object.__setattr__(self, "samplers", tuple((str(n), int(s), int(c)) for n, s, c in self.samplers))
-        need(isinstance(self.steps, int) and self.steps >= 1, f"steps must be an integer >= 1, got {self.steps!r}")
-        need(0 < self.sigma_min < self.sigma_max and math.isfinite(self.sigma_max),
-             f"need 0 < sigma_min < sigma_max, got sigma_min={self.sigma_min!r}, sigma_max={self.sigma_max!r}")
-        need(self.population >= 2, f"population must be at least 2, got {self.population}")
-        need(1 <= self.top_k <= self.population,
-             f"top_k must be between 1 and population ({self.population}), got {self.top_k}")
-        need(0.0 <= self.mutation_prob <= 1.0, f"mutation_prob must be in [0, 1], got {self.mutation_prob}")
-        need(self.mutation_scale > 0, f"mutation_scale (log σ) must be > 0, got {self.mutation_scale}")
-        need(0.0 <= self.reset_prob <= 1.0, f"reset_prob must be in [0, 1], got {self.reset_prob}")
-        need(0.0 <= self.crossover_fraction <= 1.0,
-             f"crossover_fraction must be in [0, 1], got {self.crossover_fraction}")
-        need(self.generations >= 1, f"generations must be at least 1, got {self.generations}")
-        need(self.calls_per_candidate >= 1, f"calls_per_candidate must be at least 1, got {self.calls_per_candidate}")
-        need(self.budget is None or self.budget >= 0, f"budget must be >= 0 model calls or None, got {self.budget}")
-        need(0.0 <= self.sampler_mutation_prob <= 1.0,
-             f"sampler_mutation_prob must be in [0, 1], got {self.sampler_mutation_prob}")
-        need(self.space in SPACES, f"space must be one of {SPACES}, got {self.space!r}")
-        if self.samplers:
-            names = [n for n, _, _ in self.samplers]
-            need(len(set(names)) == len(names), f"a sampler is listed twice: {names}")
-            need(all(s >= 1 and c >= 1 for _, s, c in self.samplers),
-                 f"every sampler gene needs >= 1 step and >= 1 call: {self.samplers}")
-            need(self.steps == max(s for _, s, _ in self.samplers),
-                 f"steps ({self.steps}) must be the most steps of the sampler genes {self.samplers}")
-        span = math.log(self.sigma_max) - math.log(self.sigma_min)
-        need(self.min_log_gap > 0 and (self.steps - 1) * self.min_log_gap <= span,
-             f"min_log_gap {self.min_log_gap} leaves no room for {self.steps} steps in log σ range {span:.3f}; "
-             f"use a gap below {span / max(self.steps - 1, 1):.4f}")
-
-    def steps_of(self, sampler: str | None) -> int:
-        """Steps of a candidate of this sampler (None: the plain search's `steps`)."""
-        return self.steps if sampler is None else next(s for n, s, _ in self.samplers if n == sampler)
-
-    def cost_of(self, sampler: str | None) -> int:
-        """Budget units one candidate of this sampler costs."""
-        return self.calls_per_candidate if sampler is None else next(c for n, _, c in self.samplers if n == sampler)
-
-
-@dataclass
-class Entry:
-    """One evaluated candidate: its nonzero σ in log space, fitness, where it came from, and its sampler (None
-    without a sampler gene)."""
-
-    logs: list[float]
-    fitness: float
-    origin: str
-    sampler: str | None = None
-
-
-@dataclass
-class EvoState:
-    """Everything needed to continue a search; JSON-safe through to_dict/from_dict. A search with a sampler gene
-    saves its own format (archive rows start with the sampler), read back by JointState.from_dict."""
-
-    config: EvoConfig
-    generation: int = 0
-    calls_used: int = 0
-    archive: list[Entry] = field(default_factory=list)
-    history: list[float] = field(default_factory=list)
-    skipped_seeds: dict[str, str] = field(default_factory=dict)
-    finished: bool = False
-
-    FORMAT = STATE_FORMAT
-    VERSION = STATE_VERSION
-    KIND = "schedule-search"
-
-    def to_dict(self) -> dict:
-        joint = bool(self.config.samplers)
-        rows = [[e.sampler, e.logs, e.fitness, e.origin] if joint else [e.logs, e.fitness, e.origin]
-                for e in self.archive]
-        return {"format": JOINT_STATE_FORMAT if joint else STATE_FORMAT,
-                "version": JOINT_STATE_VERSION if joint else STATE_VERSION, "config": asdict(self.config),
-                "generation": self.generation, "calls_used": self.calls_used, "archive": rows,
-                "history": self.history, "skipped_seeds": self.skipped_seeds, "finished": self.finished}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> EvoState:
-        if not isinstance(data, dict) or data.get("format") != cls.FORMAT:
-            raise ValueError(f"not a saved {cls.KIND} state (expected format {cls.FORMAT!r})")
-        if data.get("version") != cls.VERSION:
-            raise ValueError(f"{cls.KIND} state version {data.get('version')!r} is not supported (need {cls.VERSION})")
-        try:
-            config = EvoConfig(**data["config"])
-            joint = bool(config.samplers)
-            if joint != (cls.FORMAT == JOINT_STATE_FORMAT):
-                raise ValueError("its settings do not match its format")
-            rows = [row if joint else [None, *row] for row in data["archive"]]
-            return cls(config=config, generation=int(data["generation"]), calls_used=int(data["calls_used"]),
-                       archive=[Entry([float(v) for v in logs], float(fit), str(origin),
-                                      None if sampler is None else str(sampler))
-                                for sampler, logs, fit, origin in rows],
-                       history=[float(v) for v in data["history"]], skipped_seeds=dict(data["skipped_seeds"]),
-                       finished=bool(data["finished"]))
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"saved {cls.KIND} state is damaged: {err}") from err
-
-
-class JointState(EvoState):
-    """The saved state of a search with a sampler gene (sampler_name auto)."""
-
-    FORMAT = JOINT_STATE_FORMAT
-    VERSION = JOINT_STATE_VERSION
-    KIND = "joint sampler-schedule search"
-
-
-@dataclass(frozen=True)
-class EvoResult:
-    sigmas: list[float] | SamplerSchedule  # a SamplerSchedule with a sampler gene
-    fitness: float
-    seed_fitness: dict[str, float]
-    evaluated: int
-    calls_used: int
-    generations: int
+# The settings, state and result types live in schedule_config / schedule_state; importable from here too.
+__all__ = ["SPACES", "EvoConfig", "SamplerSchedule", "STATE_FORMAT", "JOINT_STATE_FORMAT", "STATE_VERSION",
+           "JOINT_STATE_VERSION", "Entry", "EvoState", "JointState", "EvoResult", "EvoSearch", "resample_logs",
+           "is_valid_schedule", "search"]
 
 
 def _key(logs: Iterable[float]) -> tuple:
