@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
+from bench.schedule_ceiling import mse
 
 from .conftest import COMFY_ROOT, PACK_ROOT
 
@@ -42,8 +44,13 @@ def test_batched_samples_equal_per_seed_runs(host):
     with torch.inference_mode():
         batched = runner.run(chosen)
         single = [[bench.runner(1, seed, [i]).run([s])[0] for i in range(k)] for s in chosen]
+        ref = runner.sample(bench.ref_sigmas, "dpmpp_2m")
+    # equal up to float32 rounding (a batch of 3 seeds x 3 candidates rounds otherwise than a batch of 1): the
+    # largest difference is below 1e-4 of the samples' scale, the scored MSE agrees to 1e-4
     for b, per in zip(batched, single):
         per = torch.cat(per)
         assert b.shape == per.shape
-        assert torch.allclose(b, per, rtol=1e-4, atol=1e-5), float((b - per).abs().max())
-    assert not torch.equal(batched[0], batched[1])  # the candidates are really different schedules
+        scale = float(per.abs().max())
+        assert float((b - per).abs().max()) <= 1e-4 * scale, float((b - per).abs().max())
+        assert mse(b, ref) == pytest.approx(mse(per, ref), rel=1e-4)
+    assert float((batched[0] - batched[1]).abs().max()) > 1e-2 * float(batched[1].abs().max())  # really different
