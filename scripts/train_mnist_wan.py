@@ -193,6 +193,10 @@ def verify(args) -> dict:
     report["denoised_max_abs_diff"] = float((theirs - ours).abs().max())
     print(f"ComfyUI denoised vs training module: max |diff| {report['denoised_max_abs_diff']:.3g}", flush=True)
     classifier = core.load_mnist_classifier(os.path.join(PACK_DIR, "models", "mnist_classifier.safetensors"))
+    frechet = pack_loader.core("frechet")
+    import train_mnist_classifier as clf_script
+    _, _, held, _ = clf_script.mnist_split()
+    real = core.mnist_features(classifier, held)
     labels = torch.arange(NUM_CLASSES).repeat_interleave(args.verify_per_class)
     positive = [[table["context"][labels], {}]]
     negative = [[table["context"][torch.full_like(labels, NULL_INDEX)], {}]]
@@ -204,10 +208,16 @@ def verify(args) -> dict:
         out = comfy.sample.sample(patcher, noise, steps, 3.0, "euler", "simple", positive, negative, latent,
                                   seed=1000)
         digits = core.latent_to_mnist(wl.wan_latent_to_sd3_latent(out, core.SD3_SCALE, core.SD3_SHIFT), mean, std)
-        acc = float((classifier(digits).argmax(1) == labels).float().mean())
+        pred = classifier(digits).argmax(1)
+        acc = float((pred == labels).float().mean())
+        fd = frechet.frechet(core.mnist_features(classifier, digits), real)
         report[f"accuracy_{steps}_steps"] = acc
+        report[f"accuracy_per_class_{steps}_steps"] = [round(float((pred[labels == k] == k).float().mean()), 3)
+                                                       for k in range(NUM_CLASSES)]
+        report[f"frechet_{steps}_steps"] = fd.distance
         print(f"ComfyUI euler/simple {steps} steps cfg 3, {len(labels)} samples: classifier accuracy {acc:.3f} "
-              f"({time.perf_counter() - start:.0f}s)", flush=True)
+              f"per class {report[f'accuracy_per_class_{steps}_steps']}; Fréchet to the 1,000 held-out digits "
+              f"{fd.distance:.2f} ({time.perf_counter() - start:.0f}s)", flush=True)
         grid = digits[:, 0, :, :, None].repeat(1, 1, 1, 3)
         rows = min(8, args.verify_per_class)
         order = torch.arange(len(labels)).view(NUM_CLASSES, -1)[:, :rows].T.flatten()  # a column per class
@@ -229,8 +239,8 @@ if __name__ == "__main__":
     parser.add_argument("--out", default=OUT_DIR, help="folder for the weights, tables, history and checks")
     parser.add_argument("--verify-only", action="store_true")
     parser.add_argument("--no-verify", action="store_true")
-    parser.add_argument("--verify-steps", nargs="+", type=int, default=[20, 50])
-    parser.add_argument("--verify-per-class", type=int, default=20)
+    parser.add_argument("--verify-steps", nargs="+", type=int, default=[20, 30, 50])
+    parser.add_argument("--verify-per-class", type=int, default=50)
     args = parser.parse_args()
     sys.argv = sys.argv[:1]
     import_comfy()
