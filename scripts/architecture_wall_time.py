@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -64,7 +65,8 @@ def main(argv=None) -> int:
     parser.add_argument("--timing-batch", type=int, default=40)
     parser.add_argument("--timing-rounds", type=int, default=3)
     parser.add_argument("--stage1-file", default="", help="JSON {steps: sigmas} of stage-1 results: read, and "
-                                                            "written as stage 1 runs (a stopped run resumes)")
+                                                            "written as stage 1 runs (a stopped run resumes; two runs "
+                                                            "with --ns in opposite orders share the work)")
     parser.add_argument("--weights", nargs="+", type=float, default=None,
                         help="relative compute per block for a weighted plan search at the matched cost (e.g. "
                              "1 1 1 0.905: the MNIST DiT's last joint block, pre_only context stream, by MACs)")
@@ -159,7 +161,14 @@ def main(argv=None) -> int:
     saved_stage1 = json.loads(Path(args.stage1_file).read_text()) if args.stage1_file and Path(
         args.stage1_file).is_file() else {}
 
+    def read_stage1_file() -> None:  # another run (e.g. --ns in the other order) may have added entries
+        if args.stage1_file and Path(args.stage1_file).is_file():
+            saved_stage1.update({k: v for k, v in json.loads(Path(args.stage1_file).read_text()).items()
+                                 if k not in saved_stage1})
+
     def stage1(steps: int):
+        if steps not in stage1_cache:
+            read_stage1_file()
         if steps not in stage1_cache and str(steps) in saved_stage1:
             stage1_cache[steps] = torch.tensor(saved_stage1[str(steps)], dtype=torch.float32)
             print(f"stage 1, N={steps}: from {args.stage1_file}", flush=True)
@@ -169,7 +178,10 @@ def main(argv=None) -> int:
             stage1_cache[steps] = report.stage1(pack, model, table, 10, ns, steps, study.latent)
             if args.stage1_file:
                 saved_stage1[str(steps)] = stage1_cache[steps].tolist()
-                Path(args.stage1_file).write_text(json.dumps(saved_stage1))
+                read_stage1_file()
+                part = Path(args.stage1_file).with_suffix(f".{os.getpid()}.tmp")
+                part.write_text(json.dumps(saved_stage1))
+                os.replace(part, args.stage1_file)  # whole-file replace: a concurrent reader never sees half
         meta.setdefault("stage1_sigmas", {})[str(steps)] = stage1_cache[steps].tolist()
         return stage1_cache[steps]
 
