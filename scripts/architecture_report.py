@@ -41,8 +41,18 @@ NEGATIVE_ROW = 10  # the tables' null class
 
 
 def conditioning(table: dict, classes: list[int]):
-    ctx, pooled = table["context"][classes], table["pooled"][classes]
-    return [[ctx, {"pooled_output": pooled}]]
+    """The class rows of a model's tables as CONDITIONING: context tokens, plus the pooled vector where the model
+    has one (the bundled SD3-detected DiT; the Wan-detected study model has context only)."""
+    ctx = table["context"][classes]
+    return [[ctx, {"pooled_output": table["pooled"][classes]}]] if "pooled" in table else [[ctx, {}]]
+
+
+def empty_latent(model) -> dict:
+    """One empty 8x8 MNIST latent in the model's latent format: (1, 16, 8, 8), or one video frame (1, 16, 1, 8, 8)
+    for a Wan21-format model."""
+    if model.model.latent_format.latent_dimensions == 3:
+        return {"samples": torch.zeros(1, 16, 1, 8, 8)}
+    return {"samples": torch.zeros(1, 16, 8, 8)}
 
 
 @dataclass
@@ -68,6 +78,8 @@ class Study:
     model_sampling: Any
     info: Any  # bp.model_blocks(model)
     cfg: float
+    latent: dict  # empty_latent(model)
+    wan_latent: Any = None  # core/mnist_wan_latent.py for a Wan21-format model, else None
 
     def runner(self, sigmas, count: int, first_seed: int, classes=range(10)):
         """A PlanSampler of `count` seeds from `first_seed`, classes cycling through `classes`, negative null."""
@@ -75,16 +87,19 @@ class Study:
         rows = [classes[i % len(classes)] for i in range(count)]
         return self.search_node.PlanSampler(self.model, conditioning(self.table, rows),
                                             conditioning(self.table, [NEGATIVE_ROW] * count),
-                                            {"samples": torch.zeros(1, 16, 8, 8)}, sigmas, self.sampler, self.cfg,
-                                            count, first_seed)
+                                            self.latent, sigmas, self.sampler, self.cfg, count, first_seed)
 
     def digits(self, latent: torch.Tensor) -> torch.Tensor:
+        if self.wan_latent is not None:  # the Wan21 LATENT of a digit -> the bundled map's SD3 LATENT
+            latent = self.wan_latent.wan_latent_to_sd3_latent(latent, self.mf.SD3_SCALE, self.mf.SD3_SHIFT)
         return self.mf.latent_to_mnist(latent, float(self.table["latent_mean"]), float(self.table["latent_std"]))
 
 
-def load_study(root: Path, sampler_name: str, cfg: float) -> Study:
+def load_study(root: Path, sampler_name: str, cfg: float, model_file: str = "", cond_file: str = "") -> Study:
     """Boot ComfyUI (progress bars off) and load everything a Study holds; `root` holds models/,
-    core/mnist_features.py and scripts/train_mnist_classifier.py (this tree, or another one)."""
+    core/mnist_features.py and scripts/train_mnist_classifier.py (this tree, or another one). The model is the
+    bundled DiT unless `model_file` and `cond_file` name another MNIST model and its tables (e.g. the Wan-detected
+    one of scripts/train_mnist_wan.py); the latent layout follows the model's latent format."""
     _, _, pack = comfy_env.boot_comfyui()
     import comfy.samplers
     import comfy.sd
@@ -93,7 +108,9 @@ def load_study(root: Path, sampler_name: str, cfg: float) -> Study:
     comfy.utils.set_progress_bar_enabled(False)
     mf = pack_loader.file_module("arch_mnist_features", root / "core" / "mnist_features.py")
     split = pack_loader.file_module("arch_mnist_split", root / "scripts" / "train_mnist_classifier.py")
-    model = comfy.sd.load_diffusion_model(str(root / DIT))
+    if bool(model_file) != bool(cond_file):
+        raise SystemExit("--model-file and --cond-file go together (the model's class tables and latent constants)")
+    model = comfy.sd.load_diffusion_model(str(Path(model_file) if model_file else root / DIT))
     classifier = mf.load_mnist_classifier(root / CLASSIFIER)
     _, _, held, held_labels = split.mnist_split()
     bp = pack_loader.pack_module("nodes.block_plan")
@@ -101,10 +118,20 @@ def load_study(root: Path, sampler_name: str, cfg: float) -> Study:
                  core_plan=pack_loader.pack_module("core.block_plan"),
                  plan_search=pack_loader.pack_module("core.block_plan_search"),
                  frechet=pack_loader.pack_module("core.frechet"), mf=mf, model=model,
-                 table=load_file(str(root / COND)), classifier=classifier, held=held, held_labels=held_labels,
+                 table=load_file(str(Path(cond_file) if cond_file else root / COND)), classifier=classifier,
+                 held=held, held_labels=held_labels, latent=empty_latent(model),
+                 wan_latent=pack_loader.core("mnist_wan_latent") if empty_latent(model)["samples"].ndim == 5 else None,
                  real=mf.mnist_features(classifier, torch.as_tensor(held)),
                  sampler=comfy.samplers.sampler_object(sampler_name),
                  model_sampling=model.get_model_object("model_sampling"), info=bp.model_blocks(model), cfg=cfg)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model-file / --cond-file, as both architecture studies take them (default: the bundled DiT)."""
+    parser.add_argument("--model-file", default="", help="another MNIST flow model (a diffusion_models file, e.g. "
+                                                         "/tmp/wan_study/adaptive_skip_mnist_wan.safetensors); "
+                                                         "default: the bundled DiT")
+    parser.add_argument("--cond-file", default="", help="its class tables and latent constants (with --model-file)")
 
 
 def add_skipped_argument(parser: argparse.ArgumentParser) -> None:
@@ -131,6 +158,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reference-steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2, help="wall time: best of this many runs")
     add_skipped_argument(parser)
+    add_model_arguments(parser)
     parser.add_argument("--schedule", default="", help="a saved EvoTimestepSchedule record (stage 1) at --steps")
     parser.add_argument("--stage1", action="store_true",
                         help="run EvoTimestepSchedule (stage 1) at --steps and at each timesteps-only step count "
@@ -155,7 +183,7 @@ def main(argv=None) -> int:
         return 0
     torch.set_num_threads(1)
 
-    study = load_study(Path(args.root), args.sampler, args.cfg)
+    study = load_study(Path(args.root), args.sampler, args.cfg, args.model_file, args.cond_file)
     pack, bp, core_plan, plan_search = study.pack, study.bp, study.core_plan, study.plan_search
     frechet, mf, classifier, real = study.frechet, study.mf, study.classifier, study.real
     model, table, info = study.model, study.table, study.info
@@ -201,7 +229,8 @@ def main(argv=None) -> int:
         record = json.loads(Path(args.schedule).read_text())
         searched[len(record["sigmas"]) - 1] = torch.tensor(record["sigmas"], dtype=torch.float32)
     if args.stage1:
-        searched.update({n: stage1(pack, model, table, negative_row, args, n) for n in sorted({args.steps, *fewer})})
+        searched.update({n: stage1(pack, model, table, negative_row, args, n, study.latent)
+                         for n in sorted({args.steps, *fewer})})
     if args.steps in searched:
         schedules["stage1"] = searched[args.steps]
     for n in fewer:
@@ -250,7 +279,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def stage1(pack, model, table, negative_row: int, args, steps: int) -> torch.Tensor:
+def stage1(pack, model, table, negative_row: int, args, steps: int, latent: dict | None = None) -> torch.Tensor:
     """EvoTimestepSchedule's schedule for `steps` (10 fitness and 10 validation seeds, classes 0-9), its record
     saved in a temporary folder (never in ComfyUI's models folder)."""
     import tempfile
@@ -263,7 +292,7 @@ def stage1(pack, model, table, negative_row: int, args, steps: int) -> torch.Ten
     start = time.perf_counter()
     out = sched.EvoTimestepSchedule().search(
         model, conditioning(table, classes), conditioning(table, [negative_row] * 10),
-        {"samples": torch.zeros(1, 16, 8, 8)}, args.sampler, steps, args.cfg, 10, args.stage1_budget, 0,
+        latent or {"samples": torch.zeros(1, 16, 8, 8)}, args.sampler, steps, args.cfg, 10, args.stage1_budget, 0,
         validation_seeds=10, reference_steps=args.reference_steps)
     sigmas = out["result"][0]
     print(f"stage 1, N={steps}: {time.perf_counter() - start:.1f}s; " + out["result"][1].splitlines()[0])

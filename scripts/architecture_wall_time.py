@@ -10,7 +10,8 @@ Equal wall time. For each N: "timesteps only" is stage 1 (EvoTimestepSchedule) a
 the built-in `simple` schedule at N. "Two-stage" is stage 1 at M = N + k steps plus a block plan whose wall time
 equals timesteps-only at N. The plan's block budget comes from wall time measured side by side on this machine:
 sampling at M steps costs M x (a + b x c) for block cost c (a: the per-call work outside the blocks -- embedding,
-final layer, CFG, the sampler; b: the four joint blocks, the last of which has a pre_only context stream), so the
+final layer, CFG, the sampler; b: every block -- on the bundled DiT the four joint blocks, the last of which has a
+pre_only context stream; printed and saved per row as a_s_per_step / b_s_per_step), so the
 kept block calls K are the most for which the fitted M-step time stays at or below the N-step time. The plan is
 searched at K calls (fitness: latent MSE to the same M-step schedule with every block, on --fit-seeds seeds); next
 to it the best uniform plan and random plans of the same K. Every point is scored on --eval held-out seeds (classes
@@ -22,12 +23,16 @@ Transfer. At --transfer-steps of `simple`, costs --transfer-costs: a plan search
 is scored on held-out seeds of classes 5-9, against the plan searched on classes 5-9 themselves, the best uniform
 plan and random plans of the same cost (Fréchet distance against the real held-out digits of classes 5-9).
 Writes docs/architecture_wall_time.json and .png.
+
+Another model: --model-file and --cond-file (e.g. the 12-block Wan-detected DiT of scripts/train_mnist_wan.py,
+/tmp/wan_study/adaptive_skip_mnist_wan.safetensors and _cond.safetensors); the bundled DiT is the default.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -60,11 +65,13 @@ def main(argv=None) -> int:
     parser.add_argument("--timing-batch", type=int, default=40)
     parser.add_argument("--timing-rounds", type=int, default=3)
     parser.add_argument("--stage1-file", default="", help="JSON {steps: sigmas} of stage-1 results: read, and "
-                                                            "written as stage 1 runs (a stopped run resumes)")
+                                                            "written as stage 1 runs (a stopped run resumes; two runs "
+                                                            "with --ns in opposite orders share the work)")
     parser.add_argument("--weights", nargs="+", type=float, default=None,
                         help="relative compute per block for a weighted plan search at the matched cost (e.g. "
                              "1 1 1 0.905: the MNIST DiT's last joint block, pre_only context stream, by MACs)")
     report.add_skipped_argument(parser)
+    report.add_model_arguments(parser)
     parser.add_argument("--outside-share", type=float, default=None,
                         help="match the budget by the cost model with this fixed share of a full step's time spent "
                              "outside the blocks (e.g. 0.05) instead of the timing calibration, whose CPU times "
@@ -84,7 +91,7 @@ def main(argv=None) -> int:
         plot(data, out.with_suffix(".png"))
         return 0
     torch.set_num_threads(1)
-    study = report.load_study(PACK, args.sampler, args.cfg)
+    study = report.load_study(PACK, args.sampler, args.cfg, args.model_file, args.cond_file)
     pack, bp, core_plan, plan_search = study.pack, study.bp, study.core_plan, study.plan_search
     frechet, mf, classifier, real_all = study.frechet, study.mf, study.classifier, study.real
     model, table, info = study.model, study.table, study.info
@@ -154,17 +161,27 @@ def main(argv=None) -> int:
     saved_stage1 = json.loads(Path(args.stage1_file).read_text()) if args.stage1_file and Path(
         args.stage1_file).is_file() else {}
 
+    def read_stage1_file() -> None:  # another run (e.g. --ns in the other order) may have added entries
+        if args.stage1_file and Path(args.stage1_file).is_file():
+            saved_stage1.update({k: v for k, v in json.loads(Path(args.stage1_file).read_text()).items()
+                                 if k not in saved_stage1})
+
     def stage1(steps: int):
+        if steps not in stage1_cache:
+            read_stage1_file()
         if steps not in stage1_cache and str(steps) in saved_stage1:
             stage1_cache[steps] = torch.tensor(saved_stage1[str(steps)], dtype=torch.float32)
             print(f"stage 1, N={steps}: from {args.stage1_file}", flush=True)
         if steps not in stage1_cache:
             ns = argparse.Namespace(sampler=args.sampler, cfg=args.cfg, stage1_budget=args.stage1_budget,
                                     reference_steps=args.reference_steps)
-            stage1_cache[steps] = report.stage1(pack, model, table, 10, ns, steps)
+            stage1_cache[steps] = report.stage1(pack, model, table, 10, ns, steps, study.latent)
             if args.stage1_file:
                 saved_stage1[str(steps)] = stage1_cache[steps].tolist()
-                Path(args.stage1_file).write_text(json.dumps(saved_stage1))
+                read_stage1_file()
+                part = Path(args.stage1_file).with_suffix(f".{os.getpid()}.tmp")
+                part.write_text(json.dumps(saved_stage1))
+                os.replace(part, args.stage1_file)  # whole-file replace: a concurrent reader never sees half
         meta.setdefault("stage1_sigmas", {})[str(steps)] = stage1_cache[steps].tolist()
         return stage1_cache[steps]
 
@@ -186,6 +203,7 @@ def main(argv=None) -> int:
             slope = (t["m_full"] - t["m_min"]) / (1.0 - c_min)
             c_star = c_min + (t["n"] - t["m_min"]) / slope if slope > 0 else 0.0
             overhead = t["m_min"] - c_min * slope  # the M-step time at no blocks: per-call work outside them
+            fit = {"a_s_per_step": overhead / m, "b_s_per_step": slope / m, "outside_share": overhead / t["m_full"]}
             if args.outside_share is not None:  # the cost model with a fixed outside-block share s = a / (a + b):
                 # N (a + b) = M (a + b c)  =>  c = (N / M) / (1 - s) - s / (1 - s)
                 share = args.outside_share
@@ -193,7 +211,8 @@ def main(argv=None) -> int:
             keep = min(m * nblocks, math.floor(c_star * m * nblocks + 1e-9))
             print(f"N={n} M={m}: t(N)={t['n']:.3f}s t(M,full)={t['m_full']:.3f}s t(M,1/step)={t['m_min']:.3f}s "
                   f"-> c*={c_star:.3f}, K={keep} of {m * nblocks}; outside-block share "
-                  f"{overhead / t['m_full']:.2f}", flush=True)
+                  f"{overhead / t['m_full']:.2f}; fit per step a={fit['a_s_per_step']:.4f}s (outside the blocks) "
+                  f"b={fit['b_s_per_step']:.4f}s (every block)", flush=True)
             least = core_plan.min_block_calls(m, nblocks, args.skipped)
             if keep < least:
                 print(f"  N={n}, k={k}: no {args.skipped} plan ({least} block calls at least) fits the wall time "
@@ -214,7 +233,7 @@ def main(argv=None) -> int:
                        "n": n, "k": k, "steps": steps, "cost": plan.cost if plan is not None else 1.0,
                        "keep": keep if plan is not None else steps * nblocks, "seconds": times[key],
                        "wall_seconds": walls[key],
-                       "c_star": c_star, **quality(sig, plan, reference, real_all),
+                       "c_star": c_star, **fit, **quality(sig, plan, reference, real_all),
                        "plan": plan.to_dict()["mask"] if plan is not None else None}
                 if key.startswith("random"):
                     row["family"] = "random plan"
@@ -284,7 +303,9 @@ def plot(data: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     skipped = data["meta"]["args"].get("skipped", "pass_through")
-    fig.suptitle("MNIST flow DiT: two-stage (N+k steps + block plan) vs timesteps only (N steps) at equal wall time"
+    model_file = data["meta"]["args"].get("model_file")
+    name = f"MNIST flow model {data['meta'].get('model')}" if model_file else "MNIST flow DiT"
+    fig.suptitle(name + ": two-stage (N+k steps + block plan) vs timesteps only (N steps) at equal wall time"
                  + ("; skipped blocks reuse their last residual" if skipped == "reuse" else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
