@@ -114,13 +114,14 @@ def load_study(root: Path, sampler_name: str, cfg: float, model_file: str = "", 
     classifier = mf.load_mnist_classifier(root / CLASSIFIER)
     _, _, held, held_labels = split.mnist_split()
     bp = pack_loader.pack_module("nodes.block_plan")
+    latent = empty_latent(model)
     return Study(pack=pack, bp=bp, search_node=pack_loader.pack_module("nodes.architecture_search"),
                  core_plan=pack_loader.pack_module("core.block_plan"),
                  plan_search=pack_loader.pack_module("core.block_plan_search"),
                  frechet=pack_loader.pack_module("core.frechet"), mf=mf, model=model,
                  table=load_file(str(Path(cond_file) if cond_file else root / COND)), classifier=classifier,
-                 held=held, held_labels=held_labels, latent=empty_latent(model),
-                 wan_latent=pack_loader.core("mnist_wan_latent") if empty_latent(model)["samples"].ndim == 5 else None,
+                 held=held, held_labels=held_labels, latent=latent,
+                 wan_latent=pack_loader.core("mnist_wan_latent") if latent["samples"].ndim == 5 else None,
                  real=mf.mnist_features(classifier, torch.as_tensor(held)),
                  sampler=comfy.samplers.sampler_object(sampler_name),
                  model_sampling=model.get_model_object("model_sampling"), info=bp.model_blocks(model), cfg=cfg)

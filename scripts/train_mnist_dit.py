@@ -139,17 +139,24 @@ def save_model(dit, ctx_table, pooled_table, mean, std, meta, dit_path, cond_pat
     return sd
 
 
-def train(args) -> None:
+def training_latents() -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """(z, labels, frame mean, frame std) of the 4,000 training digits: z (N, 16, 8, 8) is what the model sees
+    (core/mnist_features.py's map; the study DiT of scripts/train_mnist_wan.py trains on the same z)."""
     core = pack_loader.core("mnist_features")
     import train_mnist_classifier as clf_script
-    torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
     x_tr, y_tr, _, _ = clf_script.mnist_split()
     v = torch.nn.functional.pad(torch.from_numpy(x_tr)[:, None] * 2 - 1, (2, 2, 2, 2), value=-1.0)
     mean, std = float(v.mean()), float(v.std())
-    z_all = (core.mnist_to_latent(x_tr, mean, std) - core.SD3_SHIFT) * core.SD3_SCALE  # what the model sees
-    y_all = torch.from_numpy(y_tr)
+    z_all = (core.mnist_to_latent(x_tr, mean, std) - core.SD3_SHIFT) * core.SD3_SCALE
     print(f"train images {len(z_all)}  frame mean {mean:.4f} std {std:.4f}  z std {z_all.std():.3f}", flush=True)
+    return z_all, torch.from_numpy(y_tr), mean, std
+
+
+def train(args) -> None:
+    core = pack_loader.core("mnist_features")
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    z_all, y_all, mean, std = training_latents()
 
     dit = build_dit()
     ctx_table = torch.nn.Parameter(torch.randn(NUM_CLASSES + 1, CONTEXT_TOKENS, CONTEXT_DIM, generator=gen))

@@ -32,6 +32,7 @@ import numpy as np
 import pack_loader  # scripts/, next to this file
 import torch
 from train_common import import_comfy, optimiser_step, save_grid
+from train_mnist_dit import training_latents
 
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = "/tmp/wan_study"
@@ -100,19 +101,12 @@ def save_model(model, ctx_table, mean, std, meta, path, cond_path):
 
 
 def train(args) -> None:
-    core = pack_loader.core("mnist_features")
     wl = pack_loader.core("mnist_wan_latent")
-    import train_mnist_classifier as clf_script
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    x_tr, y_tr, _, _ = clf_script.mnist_split()
-    v = torch.nn.functional.pad(torch.from_numpy(x_tr)[:, None] * 2 - 1, (2, 2, 2, 2), value=-1.0)
-    mean, std = float(v.mean()), float(v.std())
-    # what the model sees: z, via the Wan21 LATENT and its process_in
-    z_all = wl.wan_latent_to_z(wl.z_to_wan_latent(
-        (core.mnist_to_latent(x_tr, mean, std) - core.SD3_SHIFT) * core.SD3_SCALE))[:, :, None]
-    y_all = torch.from_numpy(y_tr)
-    print(f"train images {len(z_all)}  frame mean {mean:.4f} std {std:.4f}  z std {z_all.std():.3f}", flush=True)
+    z_sd3, y_all, mean, std = training_latents()  # the bundled DiT's data and map
+    # what the model sees: z, via the Wan21 LATENT and its process_in (kept as the recorded run computed it)
+    z_all = wl.wan_latent_to_z(wl.z_to_wan_latent(z_sd3))[:, :, None]
 
     model = build_wan()
     ctx_table = torch.nn.Parameter(torch.randn(NUM_CLASSES + 1, CONTEXT_TOKENS, 4096, generator=gen))
